@@ -1,0 +1,59 @@
+"""Apache Airflow provider for Tencent Cloud Infinite (CI) asynchronous image processing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+INTEGRATION = "Tencent Cloud Infinite"
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Provider metadata read by Airflow's ProvidersManager (entry point ``apache_airflow_provider``).
+
+    The connection form is declarative (``conn-fields`` / ``ui-field-behaviour``): Airflow 3.2+
+    reads it without importing the hook, and the hook-method form needs FAB, which 3.x lacks.
+    """
+
+    def field(label: str, description: str, **schema: Any) -> dict[str, Any]:
+        return {"label": label, "description": description, "schema": {"type": ["string", "null"], **schema}}
+
+    return {
+        "package-name": "airflow-provider-ci",
+        "name": INTEGRATION,
+        "description": "Submit and wait for Tencent Cloud Infinite (数据万象) PicProcess image jobs.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": INTEGRATION,
+                "external-doc-url": "https://www.tencentcloud.com/document/product/1045/73035",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [{"integration-name": INTEGRATION, "python-modules": ["airflow_provider_ci.hooks.ci"]}],
+        "connection-types": [
+            {
+                "connection-type": "tencent_ci",
+                "hook-class-name": "airflow_provider_ci.hooks.ci.CloudInfiniteHook",
+                "hook-name": INTEGRATION,
+                "conn-fields": {
+                    "region": field("Region", "Bucket region, e.g. ap-chongqing", pattern=r"^[a-z]+(-[a-z0-9]+)+$"),
+                    "bucket": field("Bucket", "Default bucket as name-APPID, e.g. test-1234567890"),
+                    "token": field("Session token", "STS session token (temporary credentials only)",
+                                   format="password"),
+                    "scheme": field("Scheme", "https (default) or http", enum=["https", "http", None]),
+                    "endpoint_url": field(
+                        "Endpoint URL",
+                        "Connect here instead of the bucket's CI host, e.g. http://127.0.0.1:8818 for the "
+                        "local emulator; Host and signature still name the bucket's virtual host",
+                    ),
+                },
+                "ui-field-behaviour": {
+                    "hidden-fields": ["host", "schema", "port"],
+                    "relabeling": {"login": "SecretId", "password": "SecretKey"},
+                    "placeholders": {"login": "AKID...", "password": "SecretKey"},
+                },
+            }
+        ],
+    }
