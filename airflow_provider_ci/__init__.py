@@ -40,8 +40,9 @@ def get_provider_info() -> dict[str, Any]:
                 "conn-fields": {
                     "region": field("Region", "Bucket region, e.g. ap-chongqing", pattern=r"^[a-z]+(-[a-z0-9]+)+$"),
                     "bucket": field("Bucket", "Default bucket as name-APPID, e.g. test-1234567890"),
-                    "token": field("Session token", "STS session token (temporary credentials only)",
-                                   format="password"),
+                    "token": field(
+                        "Session token", "STS session token (temporary credentials only)", format="password"
+                    ),
                     "scheme": field("Scheme", "https (default) or http", enum=["https", "http", None]),
                     "endpoint_url": field(
                         "Endpoint URL",

@@ -111,9 +111,7 @@ def authorization(
     key_time = f"{start};{end}"
     _, header_list = _canonical(headers)
     _, param_list = _canonical(params)
-    sig = signature(
-        method=method, path=path, params=params, headers=headers, secret_key=secret_key, key_time=key_time
-    )
+    sig = signature(method=method, path=path, params=params, headers=headers, secret_key=secret_key, key_time=key_time)
     return (
         f"q-sign-algorithm={ALGORITHM}&q-ak={secret_id}&q-sign-time={key_time}&q-key-time={key_time}"
         f"&q-header-list={header_list}&q-url-param-list={param_list}&q-signature={sig}"

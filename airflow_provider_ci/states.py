@@ -1,0 +1,33 @@
+"""Job states of CI PicProcess jobs and the sets every waiting component shares.
+
+One enum, one place: the operator, the sensor and the trigger all decide "keep waiting",
+"succeeded" or "failed" from these sets, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class JobState(str, Enum):
+    SUBMITTED = "Submitted"
+    RUNNING = "Running"
+    PAUSE = "Pause"  # waiting in a paused queue; resumes when the queue is re-activated
+    SUCCESS = "Success"
+    FAILED = "Failed"
+    CANCEL = "Cancel"
+
+    @classmethod
+    def parse(cls, value: object) -> JobState | None:
+        """The state for ``value``, or None for a state this provider does not know."""
+        try:
+            return cls(value)
+        except ValueError:
+            return None
+
+
+WAITING_STATES = frozenset({JobState.SUBMITTED, JobState.RUNNING, JobState.PAUSE})
+FAILURE_STATES = frozenset({JobState.FAILED, JobState.CANCEL})
+TERMINAL_STATES = frozenset({JobState.SUCCESS}) | FAILURE_STATES
+#: Only jobs that have not started can be cancelled (CI: "只有未执行的任务才可以被取消").
+CANCELLABLE_STATES = frozenset({JobState.SUBMITTED, JobState.PAUSE})

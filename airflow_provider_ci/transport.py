@@ -1,0 +1,346 @@
+"""Signed HTTP calls to CI hosts: request building, retries, and a sync and an async sender.
+
+Everything that decides something is pure and shared (:func:`prepare`, :func:`check_response`,
+:class:`RetryPolicy`); the two senders only move bytes, so sync and async calls cannot drift
+apart. Sync calls use one ``requests.Session`` (keep-alive); async calls one
+``httpx.AsyncClient`` (already an Airflow dependency), created in the loop that uses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote, urlsplit
+
+from airflow_provider_ci import __version__, signing
+from airflow_provider_ci.exceptions import CloudInfiniteServiceError, CloudInfiniteTransportError
+from airflow_provider_ci.model import MalformedResponseError, decode, is_error
+
+if TYPE_CHECKING:
+    import httpx
+    import requests
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = f"airflow-provider-ci/{__version__}"
+#: Seconds a signature stays valid. Short, since every attempt is signed afresh.
+SIGNATURE_TTL = 900
+#: Signatures start this much in the past to tolerate clock skew (as cos-python-sdk-v5 does).
+CLOCK_SKEW = 60
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """SecretId, SecretKey and an optional STS token. ``repr`` shows only the SecretId."""
+
+    secret_id: str
+    secret_key: str = field(repr=False)
+    token: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a call goes (``base_url``) and which virtual host it names (``host``).
+
+    With ``endpoint_url`` set (the emulator, a proxy) requests connect there, while the Host
+    header and the signature still name ``<bucket>.<service>.<region>.myqcloud.com``.
+    """
+
+    region: str
+    bucket: str | None = None
+    scheme: str = "https"
+    endpoint_url: str | None = None
+    service: str = "ci"
+
+    @property
+    def host(self) -> str:
+        suffix = f"{self.service}.{self.region}.myqcloud.com"
+        return f"{self.bucket}.{suffix}" if self.bucket else suffix
+
+    @property
+    def base_url(self) -> str:
+        return self.endpoint_url or f"{self.scheme}://{self.host}"
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    """One API call. ``path`` is decoded (``/jobs/a,b``); a ``None`` param is a bare flag (``?cancel``)."""
+
+    method: str
+    path: str
+    operation: str
+    params: Mapping[str, str | None] = field(default_factory=dict)
+    body: bytes | None = None
+
+
+@dataclass(frozen=True)
+class PreparedRequest:
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes | None
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    @property
+    def request_id(self) -> str | None:
+        return self.headers.get("x-ci-request-id") or self.headers.get("x-cos-request-id")
+
+
+def _query(params: Mapping[str, str | None]) -> str:
+    parts = [
+        quote(k, safe="-_.~") if v is None else f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}"
+        for k, v in params.items()
+    ]
+    return "&".join(parts)
+
+
+def prepare(request: ApiRequest, endpoint: Endpoint, credentials: Credentials, now: float) -> PreparedRequest:
+    """Build the URL and headers of ``request`` and sign every header and param that is sent."""
+    headers = {"Host": endpoint.host, "User-Agent": USER_AGENT}
+    if request.method in ("POST", "PUT"):
+        if request.body is not None:
+            headers["Content-Type"] = "application/xml"
+        headers["Content-Length"] = str(len(request.body or b""))
+    if credentials.token:
+        headers["x-ci-security-token" if endpoint.service == "ci" else "x-cos-security-token"] = credentials.token
+    start = int(now) - CLOCK_SKEW
+    headers["Authorization"] = signing.authorization(
+        method=request.method,
+        path=request.path,
+        params=request.params,
+        headers=signing.signable_headers(headers),
+        secret_id=credentials.secret_id,
+        secret_key=credentials.secret_key,
+        start=start,
+        end=start + CLOCK_SKEW + SIGNATURE_TTL,
+    )
+    url = endpoint.base_url + quote(request.path, safe="/,-_.~")
+    if request.params:
+        url += "?" + _query(request.params)
+    return PreparedRequest(request.method, url, headers, request.body)
+
+
+@dataclass(frozen=True)
+class ApiResult:
+    """A successful call: the decoded ``<Response>`` fields and the service's request id."""
+
+    data: dict[str, Any]
+    request_id: str | None
+
+
+def read_response(response: ApiResponse, operation: str) -> ApiResult:
+    """Decode ``response``; raise the service's error, including a business error in a 200.
+
+    An unreadable body is a transport error (``maybe_sent``): the request may have been
+    acted on, and for reads a retry is the right answer.
+    """
+    try:
+        tag, data = decode(response.body)
+    except MalformedResponseError as exc:
+        if response.status < 300:
+            raise CloudInfiniteTransportError(
+                f"CI {operation} failed: unreadable answer (request id {response.request_id}): {exc}",
+                maybe_sent=True,
+            ) from None
+        tag, data = "", {}
+    if response.status < 300 and not is_error(tag, data):
+        return ApiResult(data, response.request_id)
+    raise CloudInfiniteServiceError(
+        status=response.status,
+        code=data.get("Code"),
+        message=data.get("Message"),
+        request_id=response.request_id or data.get("RequestId"),
+        trace_id=response.headers.get("x-ci-trace-id") or data.get("TraceId"),
+        operation=operation,
+    )
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """5xx, 429, connection failures, timeouts and unreadable answers are retried; 4xx never."""
+    if isinstance(exc, CloudInfiniteServiceError):
+        return exc.retryable
+    return isinstance(exc, CloudInfiniteTransportError)
+
+
+def may_have_been_processed(exc: BaseException) -> bool:
+    """Whether the service may have acted on a request that failed with ``exc``.
+
+    Only a refused connection or a 429 prove it did not; a timeout, a reset after sending,
+    a 5xx or an unreadable answer all leave it open.
+    """
+    if isinstance(exc, CloudInfiniteServiceError):
+        return exc.status != 429
+    if isinstance(exc, CloudInfiniteTransportError):
+        return exc.maybe_sent
+    return True
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter, bounded in attempts and in total time."""
+
+    max_attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 10.0
+    max_elapsed: float = 60.0
+
+    def delays(self) -> Iterator[float]:
+        """Sleep before each retry; stops when the attempt or time budget is spent."""
+        started = time.monotonic()
+        for attempt in range(1, self.max_attempts):
+            delay = random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+            if time.monotonic() - started + delay > self.max_elapsed:
+                return
+            yield delay
+
+
+def _transport_error(operation: str, what: str, exc: BaseException, maybe_sent: bool) -> CloudInfiniteTransportError:
+    # Only the exception type is kept: HTTP libraries' messages can echo URLs and headers.
+    return CloudInfiniteTransportError(f"CI {operation} failed: {what} ({type(exc).__name__})", maybe_sent=maybe_sent)
+
+
+class SyncTransport:
+    """Blocking calls on one keep-alive ``requests.Session``."""
+
+    def __init__(self, timeout: tuple[float, float], retry: RetryPolicy) -> None:
+        self.timeout = timeout
+        self.retry = retry
+        self._session: requests.Session | None = None
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def send_once(self, request: ApiRequest, endpoint: Endpoint, credentials: Credentials) -> ApiResult:
+        import requests
+
+        if self._session is None:
+            self._session = requests.Session()
+        prepared = prepare(request, endpoint, credentials, time.time())
+        try:
+            raw = self._session.request(
+                prepared.method,
+                prepared.url,
+                headers=prepared.headers,
+                data=prepared.body,
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+        except (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError) as exc:
+            raise _transport_error(request.operation, "could not connect", exc, maybe_sent=False) from None
+        except requests.exceptions.Timeout as exc:
+            raise _transport_error(request.operation, "timed out waiting for the answer", exc, True) from None
+        except requests.exceptions.ConnectionError as exc:
+            # urllib3 wraps a refused connection in NewConnectionError: nothing was sent.
+            refused = "NewConnectionError" in repr(exc.args)
+            raise _transport_error(request.operation, "connection failed", exc, not refused) from None
+        except requests.exceptions.RequestException as exc:
+            raise _transport_error(request.operation, "request failed", exc, True) from None
+        response = ApiResponse(raw.status_code, {k.lower(): v for k, v in raw.headers.items()}, raw.content)
+        log.debug(
+            "CI %s %s -> %s (request id %s)",
+            request.method,
+            request.path,
+            response.status,
+            response.request_id,
+        )
+        return read_response(response, request.operation)
+
+    def call(self, request: ApiRequest, endpoint: Endpoint, credentials: Credentials) -> ApiResult:
+        """Send, retrying transient failures. Only for requests that are safe to repeat."""
+        return retry_sync(lambda: self.send_once(request, endpoint, credentials), self.retry, request.operation)
+
+
+def retry_sync(attempt: Callable[[], T], policy: RetryPolicy, operation: str) -> T:
+    delays = policy.delays()
+    while True:
+        try:
+            return attempt()
+        except Exception as exc:
+            if not is_retryable(exc):
+                raise
+            delay = next(delays, None)
+            if delay is None:
+                raise
+            log.warning("CI %s: %s; retrying in %.1f s", operation, exc, delay)
+            time.sleep(delay)
+
+
+async def retry_async(attempt: Callable[[], Awaitable[T]], policy: RetryPolicy, operation: str) -> T:
+    delays = policy.delays()
+    while True:
+        try:
+            return await attempt()
+        except Exception as exc:
+            if not is_retryable(exc):
+                raise
+            delay = next(delays, None)
+            if delay is None:
+                raise
+            log.warning("CI %s: %s; retrying in %.1f s", operation, exc, delay)
+            await asyncio.sleep(delay)
+
+
+class AsyncTransport:
+    """Non-blocking calls on one ``httpx.AsyncClient``, reused for the life of a trigger."""
+
+    def __init__(self, timeout: tuple[float, float], retry: RetryPolicy) -> None:
+        self.timeout = timeout
+        self.retry = retry
+        self._client: httpx.AsyncClient | None = None
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def send_once(self, request: ApiRequest, endpoint: Endpoint, credentials: Credentials) -> ApiResult:
+        import httpx
+
+        if self._client is None:
+            connect, read = self.timeout
+            self._client = httpx.AsyncClient(timeout=httpx.Timeout(read, connect=connect), follow_redirects=False)
+        prepared = prepare(request, endpoint, credentials, time.time())
+        try:
+            raw = await self._client.request(
+                prepared.method, prepared.url, headers=prepared.headers, content=prepared.body
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise _transport_error(request.operation, "could not connect", exc, maybe_sent=False) from None
+        except httpx.TimeoutException as exc:
+            raise _transport_error(request.operation, "timed out waiting for the answer", exc, True) from None
+        except httpx.HTTPError as exc:
+            raise _transport_error(request.operation, "connection failed", exc, True) from None
+        response = ApiResponse(raw.status_code, {k.lower(): v for k, v in raw.headers.items()}, raw.content)
+        log.debug(
+            "CI %s %s -> %s (request id %s)",
+            request.method,
+            request.path,
+            response.status,
+            response.request_id,
+        )
+        return read_response(response, request.operation)
+
+    async def call(self, request: ApiRequest, endpoint: Endpoint, credentials: Credentials) -> ApiResult:
+        """Send, retrying transient failures. Only for requests that are safe to repeat."""
+        return await retry_async(lambda: self.send_once(request, endpoint, credentials), self.retry, request.operation)
+
+
+def split_endpoint_url(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of an ``endpoint_url``, with the scheme's default port."""
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
