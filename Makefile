@@ -1,0 +1,49 @@
+# make test: create .venv if missing, install the project with its test extras, run the checks
+#            and the whole suite, then the suite again on the declared dependency floors.
+# make demo: see README (arrives with the emulator's demo script).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+FLOOR_VENV ?= .venv-floor
+PYTEST_ARGS ?=
+BIN := $(VENV)/bin
+UV := $(BIN)/uv
+
+.PHONY: test check lint typecheck unit floor demo bench clean
+
+test: check unit floor
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q uv
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(UV) pip install -q --python $(BIN)/python -e '.[dev]'
+	touch $@
+
+check: lint typecheck
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.installed
+	$(BIN)/mypy
+
+unit: $(VENV)/.installed
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The lowest versions pyproject.toml allows (apache-airflow 3.1.0 and every other direct
+# dependency at its floor), so the declared floors are tested, not assumed.
+$(FLOOR_VENV)/.installed: pyproject.toml .ci/floor-constraints.txt | $(VENV)/.installed
+	$(UV) venv -q --allow-existing --python $(BIN)/python $(FLOOR_VENV)
+	$(UV) pip install -q --python $(FLOOR_VENV)/bin/python --resolution lowest-direct \
+		-c .ci/floor-constraints.txt -e '.[test]'
+	touch $@
+
+floor: $(FLOOR_VENV)/.installed
+	$(FLOOR_VENV)/bin/python -c "import airflow; print('floor: apache-airflow', airflow.__version__)"
+	$(FLOOR_VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) $(FLOOR_VENV) .pytest_cache .mypy_cache .ruff_cache
