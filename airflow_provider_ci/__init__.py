@@ -32,6 +32,12 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": [{"integration-name": INTEGRATION, "python-modules": ["airflow_provider_ci.hooks.ci"]}],
+        "operators": [
+            {"integration-name": INTEGRATION, "python-modules": ["airflow_provider_ci.operators.pic_process"]}
+        ],
+        "sensors": [{"integration-name": INTEGRATION, "python-modules": ["airflow_provider_ci.sensors.job"]}],
+        "triggers": [{"integration-name": INTEGRATION, "python-modules": ["airflow_provider_ci.triggers.job"]}],
+        "extra-links": ["airflow_provider_ci.links.job.CloudInfiniteJobLink"],
         "connection-types": [
             {
                 "connection-type": "tencent_ci",

@@ -1,0 +1,115 @@
+"""CloudInfiniteJobSensor: wait for an existing job (typically the operator's XCom ``job_id``).
+
+Poke mode and deferrable mode share the state logic of :mod:`airflow_provider_ci.waiting`;
+deferrable mode pokes once and, if the job is still waiting, defers on the same trigger the
+operator uses. A Failed or Cancel job fails the sensor (or skips it with ``soft_fail``) instead
+of returning False until the timeout, and never counts as success.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from airflow.providers.common.compat.sdk import (
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    BaseSensorOperator,
+    conf,
+)
+
+from airflow_provider_ci.exceptions import CloudInfiniteError, CloudInfiniteJobError
+from airflow_provider_ci.hooks.ci import CloudInfiniteHook
+from airflow_provider_ci.triggers.job import EVENT_STATUSES, CloudInfiniteJobTrigger
+from airflow_provider_ci.waiting import FAILURE, SUCCESS, classify, describe_result, job_error
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class CloudInfiniteJobSensor(BaseSensorOperator):
+    """Succeeds when ``job_id`` is Success (returns its JobsDetail); fails on Failed and Cancel.
+
+    Keeps waiting on Submitted, Running and Pause (a paused queue). ``poke_interval`` is also
+    the deferred poll interval; mind CI's request rate limit when many sensors wait at once.
+    """
+
+    template_fields: Sequence[str] = ("job_id", "bucket", "region", "tencent_ci_conn_id")
+    ui_color = "#dff1ff"
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        bucket: str | None = None,
+        region: str | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        tencent_ci_conn_id: str = CloudInfiniteHook.default_conn_name,
+        poke_interval: float | timedelta = 10.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(poke_interval=poke_interval, **kwargs)
+        self.job_id = job_id
+        self.bucket = bucket
+        self.region = region
+        self.deferrable = deferrable
+        self.tencent_ci_conn_id = tencent_ci_conn_id
+        self._detail: dict[str, Any] | None = None
+
+    def _fail(self, error: Exception) -> NoReturn:
+        if self.soft_fail:
+            raise AirflowSkipException(str(error))
+        raise error
+
+    def poke(self, context: Context) -> bool:
+        detail = CloudInfiniteHook(self.tencent_ci_conn_id).get_job(self.job_id, bucket=self.bucket, region=self.region)
+        outcome = classify(detail)
+        if outcome == FAILURE:
+            self._fail(job_error(detail))
+        if outcome == SUCCESS:
+            self._detail = detail
+            self.log.info(describe_result(detail))
+            return True
+        self.log.info("CI job %s is %s", self.job_id, detail.get("State"))
+        return False
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            super().execute(context)
+            return self._detail
+        if self.poke(context):
+            return self._detail
+        self.defer(
+            trigger=CloudInfiniteJobTrigger(
+                job_id=self.job_id,
+                tencent_ci_conn_id=self.tencent_ci_conn_id,
+                bucket=self.bucket,
+                region=self.region,
+                poll_interval=self.poke_interval,
+                end_time=time.time() + self.timeout,
+                cancel_on_kill=False,  # the sensor did not start this job; stopping it is not its call
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout + self.poke_interval + 60),
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resume after the trigger (a fresh instance: everything comes from ``event``)."""
+        if not isinstance(event, dict) or event.get("status") not in EVENT_STATUSES:
+            raise CloudInfiniteError(f"Unexpected trigger event: {event!r}")
+        if event["status"] == "success":
+            self.log.info(describe_result(event["detail"]))
+            return event["detail"]
+        if event["status"] == "timeout":  # as in poke mode: a sensor timeout is not retried
+            self._fail(AirflowSensorTimeout(f"{event.get('message')} (sensor timeout {self.timeout:.0f} s)"))
+        self._fail(
+            CloudInfiniteJobError(
+                job_id=event.get("job_id") or self.job_id,
+                state=event.get("state"),
+                code=event.get("code"),
+                message=event.get("message"),
+                request_id=event.get("request_id"),
+            )
+        )
