@@ -14,7 +14,6 @@ from airflow_provider_ci.emulator import Emulator
 from airflow_provider_ci.exceptions import CloudInfiniteServiceError
 from airflow_provider_ci.hooks.ci import CloudInfiniteHook
 from airflow_provider_ci.transport import RetryPolicy
-
 from tests.support import FAST_RETRY, png
 
 SIGNATURE = re.compile(r"q-signature=[0-9a-f]{40}")
@@ -30,8 +29,14 @@ def hook(ci_emulator, ci_emulator_conn):
 
 @pytest.mark.asyncio
 async def test_async_calls_never_use_the_sync_connection_lookup(hook, ci_emulator, monkeypatch):
-    job_id = (await asyncio.to_thread(hook.submit_pic_process_job, input_object="input/cat.png",
-                                      output_object="output/a.png", process_rule="imageMogr2/rotate/90"))["JobId"]
+    job_id = (
+        await asyncio.to_thread(
+            hook.submit_pic_process_job,
+            input_object="input/cat.png",
+            output_object="output/a.png",
+            process_rule="imageMogr2/rotate/90",
+        )
+    )["JobId"]
     fresh = CloudInfiniteHook(retry=FAST_RETRY)
     monkeypatch.setattr(CloudInfiniteHook, "get_connection", lambda *a, **k: pytest.fail("sync lookup"))
     monkeypatch.setattr(fresh, "_call", lambda *a, **k: pytest.fail("sync call"))
@@ -49,8 +54,14 @@ async def test_async_calls_never_use_the_sync_connection_lookup(hook, ci_emulato
 async def test_async_cancel(hook, ci_emulator):
     ci_emulator.pause_queue()
     try:
-        job_id = (await asyncio.to_thread(hook.submit_pic_process_job, input_object="input/cat.png",
-                                          output_object="output/b.png", process_rule="imageMogr2/rotate/90"))["JobId"]
+        job_id = (
+            await asyncio.to_thread(
+                hook.submit_pic_process_job,
+                input_object="input/cat.png",
+                output_object="output/b.png",
+                process_rule="imageMogr2/rotate/90",
+            )
+        )["JobId"]
         await hook.acancel_job(job_id)
         assert (await hook.aget_job(job_id))["State"] == "Cancel"
     finally:
@@ -91,7 +102,7 @@ def test_sts_token_is_sent_and_signed_by_hook_and_cos_client(sts_emulator, caplo
 
 
 def test_without_the_token_the_emulator_refuses(sts_emulator, monkeypatch):
-    emulator, conn = sts_emulator
+    _, conn = sts_emulator
     conn["extra"].pop("token")
     monkeypatch.setenv("AIRFLOW_CONN_TENCENT_CI_DEFAULT", json.dumps(conn))
     with pytest.raises(CloudInfiniteServiceError) as info:

@@ -123,11 +123,21 @@ def test_result_shape_a_is_typed():
     (detail,) = jobs_page(decode(SHAPE_A)[1]).jobs
     result = detail["Operation"]["PicProcessResult"]
     assert result["OriginalInfo"]["ImageInfo"] == {
-        "Ave": "0xc64847", "Format": "JPEG", "Height": 417, "Orientation": 0, "Quality": 68, "Width": 500,
+        "Ave": "0xc64847",
+        "Format": "JPEG",
+        "Height": 417,
+        "Orientation": 0,
+        "Quality": 68,
+        "Width": 500,
     }
     assert detail["Operation"]["PicProcess"]["IsPicInfo"] is True
     assert output_info(detail) == {
-        "Object": "output/out.jpg", "Format": "JPEG", "Width": 417, "Height": 500, "Size": 24911, "Etag": None,
+        "Object": "output/out.jpg",
+        "Format": "JPEG",
+        "Width": 417,
+        "Height": 500,
+        "Size": 24911,
+        "Etag": None,
     }
 
 
@@ -136,7 +146,12 @@ def test_result_shape_b_non_exist_ids_and_next_token():
     assert page.non_exist_job_ids == ["cx", "cy"]
     assert page.next_token == "tok"
     assert output_info(page.jobs[0]) == {
-        "Object": "output/b.png", "Format": "PNG", "Width": 20, "Height": 10, "Size": 321, "Etag": '"bb"',
+        "Object": "output/b.png",
+        "Format": "PNG",
+        "Width": 20,
+        "Height": 10,
+        "Size": 321,
+        "Etag": '"bb"',
     }
 
 
@@ -184,8 +199,10 @@ def test_xml_entities_are_not_expanded():
         ({"callback_type": "Kafka"}, "callback_type"),
         ({"callback_type": "TDMQ"}, "callback_mq_config"),
         ({"callback_mq_config": {"MqMode": "Queue", "MqRegion": "bj", "MqName": "q"}}, "callback_mq_config"),
-        ({"callback_type": "TDMQ", "callback_mq_config": {"MqMode": "Queue", "MqRegion": "xx", "MqName": "q"}},
-         "callback_mq_config.MqRegion"),
+        (
+            {"callback_type": "TDMQ", "callback_mq_config": {"MqMode": "Queue", "MqRegion": "xx", "MqName": "q"}},
+            "callback_mq_config.MqRegion",
+        ),
         ({"callback": "ftp://x"}, "callback"),
         ({"template_id": "t1-bad id"}, "template_id"),
     ],

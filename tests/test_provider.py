@@ -90,5 +90,5 @@ def test_airflow_providers_list_shows_the_provider():
     out = subprocess.run(
         [str(airflow_cli), "providers", "list", "-o", "json"], capture_output=True, text=True, timeout=120, check=True
     ).stdout
-    listed = {p["package_name"]: p for p in json.loads(out[out.index("[") :])}
+    listed = {p["package_name"]: p for p in json.loads(out[out.index("\n[") :])}
     assert listed[DIST]["version"] == airflow_provider_ci.__version__
