@@ -38,7 +38,16 @@ async def test_async_calls_never_use_the_sync_connection_lookup(hook, ci_emulato
         )
     )["JobId"]
     fresh = CloudInfiniteHook(retry=FAST_RETRY)
-    monkeypatch.setattr(CloudInfiniteHook, "get_connection", lambda *a, **k: pytest.fail("sync lookup"))
+    sync_lookup = CloudInfiniteHook.get_connection
+
+    def off_loop_only(*args):
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # a worker thread: Airflow 3.1's fallback outside a triggerer
+            return sync_lookup(args[-1])
+        pytest.fail("sync connection lookup on the event loop")
+
+    monkeypatch.setattr(CloudInfiniteHook, "get_connection", off_loop_only)
     monkeypatch.setattr(fresh, "_call", lambda *a, **k: pytest.fail("sync call"))
     ci_emulator.requests.clear()
     assert (await fresh.aget_job(job_id))["JobId"] == job_id

@@ -7,6 +7,7 @@ coroutines (triggers), which read the connection the async way and never block t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -131,7 +132,12 @@ class CloudInfiniteHook(BaseHook):
     async def asettings(self) -> ConnectionSettings:
         """The connection's settings, read the async way (no sync lookup or masking on the loop)."""
         if self._settings is None:
-            conn = await self.aget_connection(self.tencent_ci_conn_id)
+            try:
+                conn = await self.aget_connection(self.tencent_ci_conn_id)
+            except ImportError:
+                # Airflow 3.1 outside a task or triggerer (a script, a test): its async lookup
+                # needs the supervisor channel. Look up in a thread; the loop stays free.
+                conn = await asyncio.to_thread(self.get_connection, self.tencent_ci_conn_id)
             self._settings = ConnectionSettings.parse(
                 self.tencent_ci_conn_id, conn.login, conn.password, parse_extra(conn.extra)
             )
