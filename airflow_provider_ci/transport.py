@@ -250,34 +250,52 @@ class SyncTransport:
             raise _transport_error(request.operation, "connection failed", exc, not refused) from None
         except requests.exceptions.RequestException as exc:
             raise _transport_error(request.operation, "request failed", exc, True) from None
-        response = ApiResponse(raw.status_code, {k.lower(): v for k, v in raw.headers.items()}, raw.content)
-        log.debug(
-            "CI %s %s -> %s (request id %s)",
-            request.method,
-            request.path,
-            response.status,
-            response.request_id,
-        )
-        return read_response(response, request.operation)
+        return _received(request, raw.status_code, raw.headers, raw.content)
 
     def call(self, request: ApiRequest, endpoint: Endpoint, credentials: Credentials) -> ApiResult:
         """Send, retrying transient failures. Only for requests that are safe to repeat."""
         return retry_sync(lambda: self.send_once(request, endpoint, credentials), self.retry, request.operation)
 
 
-def retry_sync(attempt: Callable[[], T], policy: RetryPolicy, operation: str) -> T:
+def _received(request: ApiRequest, status: int, headers: Mapping[str, str], body: bytes) -> ApiResult:
+    response = ApiResponse(status, {k.lower(): v for k, v in headers.items()}, body)
+    log.debug("CI %s %s -> %s (request id %s)", request.method, request.path, status, response.request_id)
+    return read_response(response, request.operation)
+
+
+def _retry_delay(exc: Exception, delays: Iterator[float], operation: str) -> float | None:
+    """Seconds to sleep before retrying after ``exc``; None when ``exc`` must propagate."""
+    if not is_retryable(exc):
+        return None
+    delay = next(delays, None)
+    if delay is not None:
+        log.warning("CI %s: %s; retrying in %.1f s", operation, exc, delay)
+    return delay
+
+
+def retry_sync(
+    attempt: Callable[[], T],
+    policy: RetryPolicy,
+    operation: str,
+    recover: Callable[[Exception], T | None] | None = None,
+) -> T:
+    """Run ``attempt`` until it succeeds or a failure is permanent or the budget is spent.
+
+    ``recover`` runs after each backoff, before the next attempt: for a request that is not
+    safe to repeat, it can find what the failed attempt did and return that instead.
+    """
     delays = policy.delays()
     while True:
         try:
             return attempt()
         except Exception as exc:
-            if not is_retryable(exc):
-                raise
-            delay = next(delays, None)
+            delay = _retry_delay(exc, delays, operation)
             if delay is None:
                 raise
-            log.warning("CI %s: %s; retrying in %.1f s", operation, exc, delay)
             time.sleep(delay)
+            recovered = None if recover is None else recover(exc)
+            if recovered is not None:
+                return recovered
 
 
 async def retry_async(attempt: Callable[[], Awaitable[T]], policy: RetryPolicy, operation: str) -> T:
@@ -286,12 +304,9 @@ async def retry_async(attempt: Callable[[], Awaitable[T]], policy: RetryPolicy, 
         try:
             return await attempt()
         except Exception as exc:
-            if not is_retryable(exc):
-                raise
-            delay = next(delays, None)
+            delay = _retry_delay(exc, delays, operation)
             if delay is None:
                 raise
-            log.warning("CI %s: %s; retrying in %.1f s", operation, exc, delay)
             await asyncio.sleep(delay)
 
 
@@ -325,15 +340,7 @@ class AsyncTransport:
             raise _transport_error(request.operation, "timed out waiting for the answer", exc, True) from None
         except httpx.HTTPError as exc:
             raise _transport_error(request.operation, "connection failed", exc, True) from None
-        response = ApiResponse(raw.status_code, {k.lower(): v for k, v in raw.headers.items()}, raw.content)
-        log.debug(
-            "CI %s %s -> %s (request id %s)",
-            request.method,
-            request.path,
-            response.status,
-            response.request_id,
-        )
-        return read_response(response, request.operation)
+        return _received(request, raw.status_code, raw.headers, raw.content)
 
     async def call(self, request: ApiRequest, endpoint: Endpoint, credentials: Credentials) -> ApiResult:
         """Send, retrying transient failures. Only for requests that are safe to repeat."""

@@ -34,8 +34,8 @@ from airflow_provider_ci.transport import (
     Endpoint,
     RetryPolicy,
     SyncTransport,
-    is_retryable,
     may_have_been_processed,
+    retry_sync,
 )
 
 if TYPE_CHECKING:
@@ -209,34 +209,31 @@ class CloudInfiniteHook(BaseHook):
             job = replace(job, user_data=f"{SUBMIT_TOKEN_PREFIX}{uuid.uuid4().hex}")
         request = ApiRequest("POST", self.jobs_path, "submit PicProcess job", body=job.to_xml())
         started = time.time()
-        delays = self.retry.delays()
-        while True:
-            try:
-                result = self._sync.send_once(request, endpoint, settings.credentials)
-                detail = _with_request_id(jobs_page(result.data).jobs, result)
-                if len(detail) != 1:
-                    raise CloudInfiniteServiceError(
-                        status=200,
-                        code="UnexpectedResponse",
-                        message=f"submit answered with {len(detail)} JobsDetail elements, expected 1",
-                        request_id=result.request_id,
-                        operation=request.operation,
-                    )
-                log.info("Submitted CI job %s (%s)", detail[0]["JobId"], job.input_object)
-                return detail[0]
-            except Exception as exc:
-                if not is_retryable(exc):
-                    raise
-                delay = next(delays, None)
-                if delay is None:
-                    raise
-                log.warning("CI submit failed (%s); retrying in %.1f s", exc, delay)
-                time.sleep(delay)
-                if may_have_been_processed(exc):
-                    existing = self._find_submitted(job, endpoint, since=started)
-                    if existing is not None:
-                        log.warning("The failed submit had created job %s; using it, not re-sending", existing["JobId"])
-                        return existing
+
+        def attempt() -> dict[str, Any]:
+            result = self._sync.send_once(request, endpoint, settings.credentials)
+            details = _with_request_id(jobs_page(result.data).jobs, result)
+            if len(details) != 1:
+                raise CloudInfiniteServiceError(
+                    status=200,
+                    code="UnexpectedResponse",
+                    message=f"submit answered with {len(details)} JobsDetail elements, expected 1",
+                    request_id=result.request_id,
+                    operation=request.operation,
+                )
+            return details[0]
+
+        def recover(exc: Exception) -> dict[str, Any] | None:
+            if not may_have_been_processed(exc):
+                return None
+            existing = self._find_submitted(job, endpoint, since=started)
+            if existing is not None:
+                log.warning("The failed submit had created job %s; using it, not re-sending", existing["JobId"])
+            return existing
+
+        detail = retry_sync(attempt, self.retry, request.operation, recover)
+        log.info("Submitted CI job %s (%s)", detail["JobId"], job.input_object)
+        return detail
 
     def _find_submitted(self, job: PicProcessJob, endpoint: Endpoint, since: float) -> dict[str, Any] | None:
         """The job an earlier attempt of this submit created, if any (see submit_pic_process_job)."""
