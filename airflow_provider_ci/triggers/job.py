@@ -100,7 +100,8 @@ class CloudInfiniteJobTrigger(BaseTrigger):
                 return self._event("error", code="NoSuchJob", message=f"CI does not know job {self.job_id}")
             except Exception as exc:
                 if watch.failed_poll(exc):
-                    return self._event("error", code=getattr(exc, "code", None), message=str(exc), detail=watch.last)
+                    message = f"{watch.failures} polls in a row failed; last: {exc}" if watch.failures else str(exc)
+                    return self._event("error", code=getattr(exc, "code", None), message=message, detail=watch.last)
             else:
                 if outcome == SUCCESS:
                     return self._event("success", detail=watch.last)
