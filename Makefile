@@ -7,7 +7,11 @@ VENV ?= .venv
 FLOOR_VENV ?= .venv-floor
 PYTEST_ARGS ?=
 BIN := $(VENV)/bin
+# uv from PATH when there is one, else installed into the virtualenv.
+UV ?= $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
 UV := $(BIN)/uv
+endif
 
 .PHONY: test check lint typecheck unit floor demo bench clean
 
@@ -15,7 +19,7 @@ test: check unit floor
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q uv
+	[ -x "$(UV)" ] || $(BIN)/pip install -q uv
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(UV) pip install -q --python $(BIN)/python -e '.[dev]'

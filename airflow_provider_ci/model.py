@@ -141,6 +141,18 @@ class PicProcessJob:
         return bytes(etree.tostring(root, encoding="utf-8"))
 
 
+def template_xml(name: str, process_rule: str, is_pic_info: bool | None) -> bytes:
+    """The body of ``POST /template`` and ``PUT /template/<id>`` for a PicProcess template."""
+    root = etree.Element("Request")
+    _add(root, "Tag", TAG)
+    _add(root, "Name", check.template_name(name))
+    pic = etree.SubElement(root, "PicProcess")
+    if is_pic_info is not None:
+        _add(pic, "IsPicInfo", "true" if check.flag("is_pic_info", is_pic_info) else "false")
+    _add(pic, "ProcessRule", check.process_rule(process_rule))
+    return bytes(etree.tostring(root, encoding="utf-8"))
+
+
 def _add(parent: etree._Element, tag: str, text: str | None) -> None:
     if text is not None:
         etree.SubElement(parent, tag).text = text

@@ -25,6 +25,8 @@ CALLBACK_TYPES = ("Url", "TDMQ")
 MQ_MODES = ("Queue", "Topic")
 MQ_REGIONS = ("sh", "bj", "gz", "cd", "hk")
 TEMPLATE_ID_RE = re.compile(r"^[A-Za-z0-9]{1,64}$")
+#: Template names: Chinese or English letters, digits, ``_``, ``-`` and ``*``; at most 64.
+TEMPLATE_NAME_RE = re.compile(r"^[\w\-*\u4e00-\u9fff]{1,64}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -108,6 +110,13 @@ def template_id(value: Any) -> str:
     value = require_text("template_id", value)
     if not TEMPLATE_ID_RE.match(value):
         raise Invalid("template_id", f"{value!r} is not a template id (letters and digits, e.g. 't1a2b3...')")
+    return value
+
+
+def template_name(value: Any) -> str:
+    value = require_text("name", value)
+    if not TEMPLATE_NAME_RE.match(value):
+        raise Invalid("name", f"{value!r}: at most 64 Chinese or English letters, digits, '_', '-' or '*'")
     return value
 
 

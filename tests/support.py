@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+from collections.abc import Callable
+from typing import Any
 
 from PIL import Image
 
@@ -17,3 +20,21 @@ def png(width: int = 8, height: int = 6, colour: tuple[int, int, int] = (200, 30
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), colour).save(buffer, "PNG")
     return buffer.getvalue()
+
+
+def on_loop_forbidden(cls: type, name: str) -> Callable[..., Any]:
+    """``cls.name``, made to fail when called on an event loop's thread (a worker thread is fine).
+
+    Sync lookups and HTTP calls on the triggerer's loop are the bug this catches; Airflow 3.1's
+    async connection lookup outside a triggerer falls back to a worker thread, which is allowed.
+    """
+    attribute = cls.__dict__[name]
+
+    def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return attribute.__get__(self, cls)(*args, **kwargs)
+        raise AssertionError(f"sync {cls.__name__}.{name} called on the event loop")
+
+    return guarded

@@ -9,12 +9,13 @@ import os
 import re
 
 import pytest
+from airflow.sdk import BaseHook
 
 from airflow_provider_ci.emulator import Emulator
 from airflow_provider_ci.exceptions import CloudInfiniteServiceError
 from airflow_provider_ci.hooks.ci import CloudInfiniteHook
 from airflow_provider_ci.transport import RetryPolicy
-from tests.support import FAST_RETRY, png
+from tests.support import FAST_RETRY, on_loop_forbidden, png
 
 SIGNATURE = re.compile(r"q-signature=[0-9a-f]{40}")
 TOKEN = "sts-session-token-6f1c2d"
@@ -38,16 +39,7 @@ async def test_async_calls_never_use_the_sync_connection_lookup(hook, ci_emulato
         )
     )["JobId"]
     fresh = CloudInfiniteHook(retry=FAST_RETRY)
-    sync_lookup = CloudInfiniteHook.get_connection
-
-    def off_loop_only(*args):
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:  # a worker thread: Airflow 3.1's fallback outside a triggerer
-            return sync_lookup(args[-1])
-        pytest.fail("sync connection lookup on the event loop")
-
-    monkeypatch.setattr(CloudInfiniteHook, "get_connection", off_loop_only)
+    monkeypatch.setattr(CloudInfiniteHook, "get_connection", on_loop_forbidden(BaseHook, "get_connection"))
     monkeypatch.setattr(fresh, "_call", lambda *a, **k: pytest.fail("sync call"))
     ci_emulator.requests.clear()
     assert (await fresh.aget_job(job_id))["JobId"] == job_id

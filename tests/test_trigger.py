@@ -12,7 +12,7 @@ import pytest
 from airflow_provider_ci.emulator.pytest_plugin import DEFAULT_BUCKET
 from airflow_provider_ci.hooks.ci import CloudInfiniteHook
 from airflow_provider_ci.triggers.job import CloudInfiniteJobTrigger
-from tests.support import FAST_RETRY, png
+from tests.support import FAST_RETRY, on_loop_forbidden, png
 
 pytestmark = pytest.mark.asyncio
 
@@ -182,11 +182,15 @@ async def test_on_kill_swallows_errors(hook, ci_emulator, caplog, capsys):
     assert "Could not cancel" in logged(capsys, caplog)
 
 
+def _defining(cls: type, name: str) -> type:
+    return next(klass for klass in cls.__mro__ if name in klass.__dict__)
+
+
 async def test_nothing_blocks_the_event_loop(hook, ci_emulator, monkeypatch, caplog):
     """asyncio debug mode reports every callback that holds the loop; the sync paths are booby-trapped."""
     job_id = await submit(hook)
     for name in ("get_job", "get_jobs", "cancel_job", "list_jobs", "settings", "get_connection", "_call"):
-        monkeypatch.setattr(CloudInfiniteHook, name, lambda *a, _n=name, **k: pytest.fail(f"sync {_n} called"))
+        monkeypatch.setattr(CloudInfiniteHook, name, on_loop_forbidden(_defining(CloudInfiniteHook, name), name))
     loop = asyncio.get_running_loop()
     loop.set_debug(True)
     loop.slow_callback_duration = 0.1

@@ -25,7 +25,7 @@ from airflow_provider_ci.exceptions import (
     CloudInfiniteSubmitUncertainError,
     CloudInfiniteValidationError,
 )
-from airflow_provider_ci.model import TAG, MqConfig, PicProcessJob, jobs_page
+from airflow_provider_ci.model import TAG, MqConfig, PicProcessJob, jobs_page, template_xml
 from airflow_provider_ci.states import JobState
 from airflow_provider_ci.transport import (
     ApiRequest,
@@ -379,6 +379,53 @@ class CloudInfiniteHook(BaseHook):
             if not page.next_token or (max_jobs is not None and len(jobs) >= max_jobs):
                 return jobs[:max_jobs]
             request = replace(request, params={**request.params, "nextToken": page.next_token})
+
+    # -- templates ---------------------------------------------------------------------------------
+
+    def get_templates(
+        self, *, name: str | None = None, bucket: str | None = None, region: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The bucket's custom PicProcess templates, optionally those whose name starts with ``name``."""
+        params: dict[str, str | None] = {"tag": TAG, "category": "Custom", "pageSize": "100", "pageNumber": "1"}
+        if name:
+            params["name"] = name
+        templates: list[dict[str, Any]] = []
+        while True:
+            result = self._call(ApiRequest("GET", "/template", "list templates", params=params), bucket, region)
+            page = result.data.get("TemplateList", [])
+            templates.extend(page)
+            if not page or len(templates) >= int(result.data.get("TotalCount") or 0):
+                return templates
+            params["pageNumber"] = str(int(params["pageNumber"] or 1) + 1)
+
+    def create_template(
+        self,
+        *,
+        name: str,
+        process_rule: str,
+        is_pic_info: bool | None = None,
+        bucket: str | None = None,
+        region: str | None = None,
+    ) -> dict[str, Any]:
+        """Create a PicProcess template; returns it (``TemplateId``, ``Name``, ``PicProcess``...).
+
+        Like a submit, a create that may have gone through is not re-sent before looking for
+        a template of that exact name.
+        """
+        settings = self.settings()
+        endpoint = settings.endpoint(bucket, region)
+        request = ApiRequest("POST", "/template", "create template", body=template_xml(name, process_rule, is_pic_info))
+
+        def attempt() -> dict[str, Any]:
+            return dict(self._sync.send_once(request, endpoint, settings.credentials).data["Template"])
+
+        def recover(exc: Exception) -> dict[str, Any] | None:
+            if not may_have_been_processed(exc):
+                return None
+            found = [t for t in self.get_templates(name=name, bucket=bucket, region=region) if t.get("Name") == name]
+            return found[0] if found else None
+
+        return retry_sync(attempt, self.retry, request.operation, recover)
 
     # -- checks and object access -------------------------------------------------------------
 
