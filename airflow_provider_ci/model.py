@@ -18,7 +18,7 @@ from airflow_provider_ci.exceptions import CloudInfiniteValidationError
 
 TAG = "PicProcess"
 #: Elements that repeat, so they always parse to lists (even with one or zero members).
-LIST_ELEMENTS = frozenset({"JobsDetail", "NonExistJobIds", "CosHeaders", "TemplateList", "QueueList"})
+LIST_ELEMENTS = frozenset({"JobsDetail", "NonExistJobIds", "CosHeaders", "TemplateList", "QueueList", "PicBucketList"})
 INT_ELEMENTS = frozenset({"Width", "Height", "Size", "Quality", "Orientation", "JobLevel", "TotalCount"})
 BOOL_ELEMENTS = frozenset({"IsPicInfo"})
 TIME_ELEMENTS = frozenset({"CreationTime", "StartTime", "EndTime", "CreateTime", "UpdateTime"})

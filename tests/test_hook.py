@@ -150,6 +150,13 @@ def test_failed_job_carries_code_and_message(hook, bucket, emulator):
 def test_test_connection(hook, bucket, emulator, monkeypatch):
     ok, message = hook.test_connection()
     assert ok and bucket in message
+    assert [r.host for r in emulator.requests] == [f"ci.{REGION}.myqcloud.com", f"{bucket}.ci.{REGION}.myqcloud.com"]
+    emulator.disable_pic_processing(bucket)
+    try:
+        ok, message = hook.test_connection()
+    finally:
+        emulator.enable_pic_processing(bucket)
+    assert not ok and "not enabled" in message and "Credentials work" in message
     conn = json.loads(_conn_env())
     conn["password"] = "not-the-key"
     monkeypatch.setenv("AIRFLOW_CONN_TENCENT_CI_DEFAULT", json.dumps(conn))
@@ -330,3 +337,42 @@ def test_bad_connection_sends_nothing(monkeypatch, emulator, edit, field):
         CloudInfiniteHook().get_job("cabc")
     assert info.value.field.endswith(field)
     assert emulator.requests == []
+
+
+# -- templates and object work ------------------------------------------------------------------------------
+
+
+def test_templates_create_find_and_drive_a_job(hook, bucket):
+    created = hook.create_template(name="hook-test-thumb", process_rule="imageMogr2/thumbnail/4x", is_pic_info=True)
+    assert created["TemplateId"] and created["Name"] == "hook-test-thumb"
+    assert created["TemplateId"] in {t["TemplateId"] for t in hook.get_templates(name="hook-test")}
+    job = submit(hook, process_rule=None, template_id=created["TemplateId"], output_object="output/tpl.png")
+    done = wait(hook, job["JobId"])
+    assert done["Operation"]["TemplateName"] == "hook-test-thumb"
+    assert (done["Operation"]["PicProcessResult"]["ProcessResult"]["Width"], done["State"]) == (4, "Success")
+    with pytest.raises(CloudInfiniteValidationError, match="name"):
+        hook.create_template(name="has space", process_rule="imageMogr2/strip")
+
+
+def test_sdk_upload_job_and_sdk_download_of_the_output(hook, bucket, emulator):
+    """cos-python-sdk-v5, configured by the hook, against the emulator's COS host form."""
+    import io
+
+    from PIL import Image
+
+    cos = hook.get_cos_client()
+    cos.put_object(Bucket=bucket, Key="input/sdk.png", Body=png(50, 10))
+    assert cos.object_exists(Bucket=bucket, Key="input/sdk.png")
+    job = submit(
+        hook,
+        input_object="input/sdk.png",
+        output_object="output/sdk.jpg",
+        process_rule="imageMogr2/rotate/90/format/jpg",
+    )
+    assert wait(hook, job["JobId"])["State"] == "Success"
+    body = cos.get_object(Bucket=bucket, Key="output/sdk.jpg")["Body"].get_raw_stream().read()
+    with Image.open(io.BytesIO(body)) as image:
+        assert (image.format, image.size) == ("JPEG", (10, 50))
+    assert {r.host for r in emulator.requests if r.path.startswith("/input") or r.path.startswith("/output")} == {
+        f"{bucket}.cos.{REGION}.myqcloud.com"
+    }

@@ -20,7 +20,7 @@ from .context import Context, Handler, xml_response
 from .errors import ApiError, invalid_argument
 from .jobs import STATES, TAG, JobSpec, ListQuery, token_seq
 from .storage import bucket_name_problem, key_problem
-from .validation import boolean, comma_list, integer, one_of, process_rule, required
+from .validation import boolean, comma_list, integer, one_of, required
 from .xmlio import element, parse_request, parse_time, text
 
 MAX_USER_DATA = 1024
@@ -98,9 +98,9 @@ def _job_spec(ctx: Context, root: etree._Element) -> JobSpec:
     pic_process, is_pic_info, rule = None, False, None
     if operation.find("PicProcess") is not None:
         is_pic_info = boolean(text(operation, "PicProcess/IsPicInfo"), "Operation/PicProcess/IsPicInfo")
+        # A rule the engine cannot run is accepted here and fails the job (Failed, with the
+        # engine's Code and Message), as the service does; templates are checked on creation.
         rule = text(operation, "PicProcess/ProcessRule")
-        if rule is not None:
-            process_rule(rule, "Operation/PicProcess/ProcessRule")
         pic_process = (str(is_pic_info).lower(), rule or "")
     template_id, template_name = text(operation, "TemplateId"), None
     if template_id is not None:  # "TemplateId is used first" when both are given

@@ -430,10 +430,26 @@ class CloudInfiniteHook(BaseHook):
     # -- checks and object access -------------------------------------------------------------
 
     def test_connection(self) -> tuple[bool, str]:
-        """One signed read of the default bucket's jobs; ``(False, why)`` on any failure, never raises."""
+        """Check credentials, then the service, then the job API; ``(False, why)``, never raises.
+
+        Two signed reads: ``GET /picbucket`` on the region's service host tells bad credentials
+        apart from a bucket whose asynchronous image processing is not enabled, and a
+        one-job ``GET /jobs`` proves the job API answers for this bucket.
+        """
         try:
             settings = self.settings()
             endpoint = settings.endpoint(None, None)
+            service = replace(endpoint, bucket=None)
+            params: dict[str, str | None] = {"bucketNames": endpoint.bucket, "regions": endpoint.region}
+            enabled = self._sync.call(
+                ApiRequest("GET", "/picbucket", "check image processing", params=params), service, settings.credentials
+            )
+            names = {item.get("BucketId") or item.get("Name") for item in enabled.data.get("PicBucketList", [])}
+            if endpoint.bucket not in names:
+                return False, (
+                    f"Credentials work, but asynchronous image processing is not enabled for bucket {endpoint.bucket} "
+                    f"in {endpoint.region}: enable it in the CI console (or POST /picbucket) first"
+                )
             request = ApiRequest("GET", self.jobs_path, "test connection", params={"tag": TAG, "size": "1"})
             result = self._sync.call(request, endpoint, settings.credentials)
         except Exception as exc:

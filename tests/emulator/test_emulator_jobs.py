@@ -167,7 +167,6 @@ def test_input_that_is_not_an_image_fails_with_the_engine_code(emulator: Emulato
         (job_body(output_bucket="missing-1250000000"), "InvalidArgument", "Operation/Output/Bucket"),
         (job_body(output_bucket="NotABucket"), "InvalidArgument", "Operation/Output/Bucket"),
         (job_body(rule=None), "InvalidArgument", "TemplateId or PicProcess/ProcessRule"),
-        (job_body(rule="rotate/90"), "InvalidArgument", "Operation/PicProcess/ProcessRule"),
         (job_body(is_pic_info="yes"), "InvalidArgument", "Operation/PicProcess/IsPicInfo"),
         (job_body(template_id="t1" + "0" * 32, rule=None), "InvalidArgument", "Operation/TemplateId"),
         (job_body(job_level="3"), "InvalidArgument", "Operation/JobLevel"),
@@ -381,3 +380,35 @@ def test_unsupported_route_and_method_answers(ci: CiClient) -> None:
 
     assert (missing.status_code, error_code(missing)) == (404, "NoSuchResource")
     assert (wrong_method.status_code, error_code(wrong_method)) == (405, "MethodNotAllowed")
+
+
+@pytest.mark.parametrize(
+    "key", ["%2e%2e/escape.jpg", "in/%2e%2e/%2e%2e/escape.jpg", "in//double.jpg", "in/%2e/dot.jpg"]
+)
+def test_keys_that_would_escape_or_alias_the_bucket_folder_are_refused(
+    emulator: Emulator, tmp_path_factory: pytest.TempPathFactory, key: str
+) -> None:
+    cos = CiClient(emulator, host=f"{BUCKET}.cos.{REGION}.myqcloud.com")
+    decoded = "/" + key.replace("%2e", ".")
+    headers = cos.headers("PUT", decoded, body=b"x")
+    response = cos.session.request("PUT", f"{emulator.url}/{key}", data=b"x", headers=headers, timeout=10)
+    assert response.status_code == 400
+    assert error_code(response) == "InvalidArgument"
+    assert response.headers["x-cos-request-id"]
+    written = [
+        p for p in tmp_path_factory.getbasetemp().rglob("*") if p.name in ("escape.jpg", "double.jpg", "dot.jpg")
+    ]
+    assert written == []
+
+
+@pytest.mark.parametrize(
+    ("rule", "code", "named"),
+    [("imageMogr2/blur/8x5", "UnsupportedOperation", "blur"), ("rotate/90", "InvalidArgument", "imageMogr2")],
+)
+def test_a_rule_the_engine_cannot_run_fails_the_job_instead_of_being_ignored(
+    emulator: Emulator, ci: CiClient, rule: str, code: str, named: str
+) -> None:
+    emulator.put_object(BUCKET, "in/ok.jpg", jpeg())
+    final = ci.wait(ci.submit_ok(input_object="in/ok.jpg", rule=rule))
+    assert (xml_text(final, "State"), xml_text(final, "Code")) == ("Failed", code)
+    assert named in xml_text(final, "Message")
