@@ -120,6 +120,33 @@ def test_rule_then_sensor_example(airflow_db, inputs):
     assert run_.state == "success", states
     out = _image(inputs, "output/rule/deer-rotated.webp")
     assert (out.format, out.size) == ("WEBP", (24, 32))  # rotated 90, then half size
+    job_id = _xcom(run_, "rotate_shrink_webp", "job_id")
+    assert _xcom(run_, "wait_for_job", "return_value")["JobId"] == job_id  # the sensor read the XCom
+    # Airflow stored the extra link the UI shows, computed on the worker after the task ran.
+    link = _xcom(run_, "rotate_shrink_webp", "_link_CloudInfiniteJobLink")
+    assert link.startswith("https://console.cloud.tencent.com/ci/") and f"jobId={job_id}" in link
+
+
+def _xcom(run_, task_id: str, key: str):
+    import json
+
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        value = session.scalar(
+            select(XComModel.value).where(
+                XComModel.dag_id == run_.dag_id,
+                XComModel.run_id == run_.run_id,
+                XComModel.task_id == task_id,
+                XComModel.key == key,
+            )
+        )
+    try:  # a JSON column on some versions, JSON text on others
+        return json.loads(value) if isinstance(value, str) else value
+    except ValueError:
+        return value
 
 
 @pytest.mark.parametrize("deferrable", [False, True])

@@ -7,6 +7,7 @@ import json
 import logging
 import time
 
+import httpx
 import pytest
 
 from airflow_provider_ci.emulator.pytest_plugin import DEFAULT_BUCKET
@@ -90,10 +91,16 @@ def logged(capsys, caplog) -> str:
     return capsys.readouterr().out + caplog.text
 
 
-async def test_pause_keeps_waiting_and_is_logged_once(hook, ci_emulator, caplog, capsys):
+async def test_pause_keeps_waiting_and_is_logged_once(hook, ci_emulator, caplog, capsys, monkeypatch):
     caplog.set_level(logging.INFO)
     ci_emulator.pause_queue()
     job_id = await submit(hook)
+    clients = []
+    real_init = httpx.AsyncClient.__init__
+    monkeypatch.setattr(
+        httpx.AsyncClient, "__init__", lambda self, *a, **k: clients.append(1) or real_init(self, *a, **k)
+    )
+    ci_emulator.clear_requests()
     task = asyncio.create_task(events(trigger(job_id)))
     await asyncio.sleep(0.6)  # ~12 polls while paused
     assert not task.done()
@@ -101,6 +108,8 @@ async def test_pause_keeps_waiting_and_is_logged_once(hook, ci_emulator, caplog,
     (event,) = await task
     assert event["status"] == "success"
     assert logged(capsys, caplog).count("is Pause") == 1
+    assert len(ci_emulator.requests) > 5
+    assert len(clients) == 1  # one HTTP client (one connection pool) for the whole wait
 
 
 async def test_unknown_job_id_ends_with_a_clear_error(hook):
