@@ -50,6 +50,16 @@ def get_provider_info() -> dict[str, Any]:
                         "Session token", "STS session token (temporary credentials only)", format="password"
                     ),
                     "scheme": field("Scheme", "https (default) or http", enum=["https", "http", None]),
+                    "max_qps": {
+                        "label": "Max requests/s",
+                        "description": "Client-side cap for batch submits (CI allows 100/s per account, 50 overseas)",
+                        "schema": {"type": ["number", "null"], "minimum": 0.1, "maximum": 10000},
+                    },
+                    "poll_batch_size": {
+                        "label": "Job ids per poll",
+                        "description": "Waiting jobs asked for in one GET /jobs/<ids> (default 50)",
+                        "schema": {"type": ["integer", "null"], "minimum": 1, "maximum": 100},
+                    },
                     "endpoint_url": field(
                         "Endpoint URL",
                         "Connect here instead of the bucket's CI host, e.g. http://127.0.0.1:8818 for the "

@@ -91,6 +91,18 @@ def user_data(value: Any) -> str:
     return value
 
 
+def number(field: str, value: Any, low: float, high: float, *, integer: bool = False) -> float:
+    """A number in [low, high]; also from its rendered-template or JSON-string form."""
+    kind = "an integer" if integer else "a number"
+    try:
+        parsed = float(value) if not isinstance(value, bool) else None
+    except (TypeError, ValueError):
+        parsed = None
+    if parsed is None or (integer and not parsed.is_integer()) or not low <= parsed <= high:
+        raise Invalid(field, f"must be {kind} from {low:g} to {high:g}, got {value!r}")
+    return parsed
+
+
 def flag(field: str, value: Any) -> bool:
     """A boolean, also from its rendered-template form ``"true"``/``"false"``."""
     if isinstance(value, bool):

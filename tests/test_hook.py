@@ -376,3 +376,21 @@ def test_sdk_upload_job_and_sdk_download_of_the_output(hook, bucket, emulator):
     assert {r.host for r in emulator.requests if r.path.startswith("/input") or r.path.startswith("/output")} == {
         f"{bucket}.cos.{REGION}.myqcloud.com"
     }
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"max_qps": 0}, "extra.max_qps"),
+        ({"max_qps": "fast"}, "extra.max_qps"),
+        ({"poll_batch_size": 500}, "extra.poll_batch_size"),
+        ({"poll_batch_size": 2.5}, "extra.poll_batch_size"),
+    ],
+)
+def test_bad_rate_and_batch_settings_are_named(monkeypatch, emulator, extra, field):
+    conn = json.loads(_conn_env())
+    conn["extra"].update(extra)
+    monkeypatch.setenv("AIRFLOW_CONN_TENCENT_CI_DEFAULT", json.dumps(conn))
+    with pytest.raises(CloudInfiniteValidationError) as info:
+        CloudInfiniteHook().settings()
+    assert info.value.field.endswith(field)

@@ -67,7 +67,7 @@ def test_connection_type_matches_hook():
     assert conn_type["hook-name"] == CloudInfiniteHook.hook_name == "Tencent Cloud Infinite"
     assert CloudInfiniteHook.default_conn_name == "tencent_ci_default"
     fields = conn_type["conn-fields"]
-    assert set(fields) == {"region", "bucket", "token", "scheme", "endpoint_url"}
+    assert set(fields) == {"region", "bucket", "token", "scheme", "endpoint_url", "max_qps", "poll_batch_size"}
     assert fields["token"]["schema"]["format"] == "password"
     assert conn_type["ui-field-behaviour"]["relabeling"] == {"login": "SecretId", "password": "SecretKey"}
 

@@ -123,10 +123,10 @@ async def test_unknown_states_keep_polling_with_a_warning(hook, caplog, capsys, 
     """The emulator only speaks documented states, so this one case stubs the poll."""
     answers = iter([{"JobId": "c1", "State": "Reticulating"}] * 3 + [{"JobId": "c1", "State": "Success"}])
 
-    async def fake_get_job(self, job_id, **kwargs):
-        return next(answers)
+    async def fake_get_jobs(self, job_ids, **kwargs):
+        return {job_id: next(answers) for job_id in job_ids}
 
-    monkeypatch.setattr(CloudInfiniteHook, "aget_job", fake_get_job)
+    monkeypatch.setattr(CloudInfiniteHook, "aget_jobs", fake_get_jobs)
     (event,) = await events(trigger("c1"))
     assert event["status"] == "success"
     assert logged(capsys, caplog).count("'Reticulating', unknown to this provider") == 1

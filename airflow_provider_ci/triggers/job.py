@@ -2,8 +2,10 @@
 
 Decisions worth knowing:
 
-* Only async I/O: the hook's ``a``-methods on one httpx client for the whole wait, and the
-  connection read with ``aget_connection``. Nothing here may block the triggerer's loop.
+* Only async I/O: answers come from the loop's shared poller (:mod:`airflow_provider_ci.polling`),
+  which asks for every waiting job of this connection and bucket in one request per round, on
+  one httpx client, after reading the connection with ``aget_connection``. Nothing here may
+  block the triggerer's loop.
 * The deadline is wall-clock (``end_time``, Unix seconds), not monotonic: the trigger is
   serialized to the metadata DB and may resume in another triggerer process.
 * A transient failure (5xx, 429, timeout, reset) never ends the wait by itself; only
@@ -25,6 +27,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_ci.exceptions import CloudInfiniteJobNotFoundError
 from airflow_provider_ci.hooks.ci import CloudInfiniteHook
+from airflow_provider_ci.polling import Answer, poller_for
 from airflow_provider_ci.waiting import FAILURE, SUCCESS, JobWatch
 
 #: Event statuses; ``execute_complete`` rejects anything else.
@@ -85,44 +88,41 @@ class CloudInfiniteJobTrigger(BaseTrigger):
         return TriggerEvent({"status": status, "job_id": self.job_id, **fields})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook = self._hook()
-        try:
-            yield await self._wait(hook)
-        finally:
-            await hook.aclose()
+        poller = poller_for(self.tencent_ci_conn_id, self.bucket, self.region, self.poll_interval, self._hook)
+        async with poller.subscription(self.job_id) as answers:
+            yield await self._wait(answers)
 
-    async def _wait(self, hook: CloudInfiniteHook) -> TriggerEvent:
+    async def _wait(self, answers: asyncio.Queue[Answer]) -> TriggerEvent:
         watch = JobWatch(self.job_id, self.log, self.max_consecutive_failures)
         while True:
             try:
-                outcome = watch.observe(await hook.aget_job(self.job_id, bucket=self.bucket, region=self.region))
-            except CloudInfiniteJobNotFoundError:
-                return self._event("error", code="NoSuchJob", message=f"CI does not know job {self.job_id}")
-            except Exception as exc:
-                if watch.failed_poll(exc):
-                    message = f"{watch.failures} polls in a row failed; last: {exc}" if watch.failures else str(exc)
-                    return self._event("error", code=getattr(exc, "code", None), message=message, detail=watch.last)
-            else:
-                if outcome == SUCCESS:
-                    return self._event("success", detail=watch.last)
-                if outcome == FAILURE:
-                    detail = watch.last or {}
-                    return self._event(
-                        "error",
-                        state=detail.get("State"),
-                        code=detail.get("Code"),
-                        message=detail.get("Message"),
-                        request_id=detail.get("RequestId"),
-                        detail=detail,
-                    )
-            if self.end_time is not None and time.time() >= self.end_time:
+                answer = await asyncio.wait_for(answers.get(), self._time_left())
+            except asyncio.TimeoutError:
                 return self._event("timeout", message=f"CI job {self.job_id} did not finish in time", detail=watch.last)
-            await asyncio.sleep(self._sleep_for())
+            if isinstance(answer, CloudInfiniteJobNotFoundError):
+                return self._event("error", code="NoSuchJob", message=f"CI does not know job {self.job_id}")
+            if isinstance(answer, Exception):
+                if watch.failed_poll(answer):
+                    message = (
+                        f"{watch.failures} polls in a row failed; last: {answer}" if watch.failures else str(answer)
+                    )
+                    return self._event("error", code=getattr(answer, "code", None), message=message, detail=watch.last)
+                continue
+            outcome = watch.observe(answer)
+            if outcome == SUCCESS:
+                return self._event("success", detail=answer)
+            if outcome == FAILURE:
+                return self._event(
+                    "error",
+                    state=answer.get("State"),
+                    code=answer.get("Code"),
+                    message=answer.get("Message"),
+                    request_id=answer.get("RequestId"),
+                    detail=answer,
+                )
 
-    def _sleep_for(self) -> float:
-        if self.end_time is None:
-            return self.poll_interval
-        return max(0.0, min(self.poll_interval, self.end_time - time.time()))
+    def _time_left(self) -> float | None:
+        return None if self.end_time is None else max(0.0, self.end_time - time.time())
 
     async def on_kill(self) -> None:
         """Cancel the job when a user fails or clears the deferred task (Airflow 3.3+); best effort."""

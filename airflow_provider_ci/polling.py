@@ -1,0 +1,116 @@
+"""Coalesced polling: every wait on the same connection, bucket and region in one event loop shares
+one poller, which asks for all of their jobs with one ``GET /jobs/<id1>,<id2>,...`` per round.
+
+Why: CI allows 100 requests/s per account (50 overseas). A thousand deferred tasks polled one
+job per request every 10 s already use all of it; coalesced, they make ``ceil(N / batch)``
+requests per round. Triggers keep their kwargs and serialization; only where they get their
+answers from changes. A trigger alone is polled exactly as before: one request per interval.
+
+Each subscriber gets its own answer every round: its JobsDetail, or the exception that round
+raised for it (a not-found id goes to that id only; a failed request to the ids it carried), so
+transient errors, unknown ids, deadlines and cancellation stay per trigger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from airflow_provider_ci.exceptions import CloudInfiniteJobNotFoundError
+from airflow_provider_ci.hooks.ci import CloudInfiniteHook
+
+log = logging.getLogger(__name__)
+
+#: Pause before the first round, so triggers started together share it.
+GATHER_SECONDS = 0.05
+Answer = dict[str, Any] | Exception
+PollerKey = tuple[str, str | None, str | None, float]
+
+_POLLERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[PollerKey, JobPoller]] = weakref.WeakKeyDictionary()
+
+
+class JobPoller:
+    """Polls the subscribed job ids of one (connection, bucket, region, interval) in rounds."""
+
+    def __init__(self, key: PollerKey, hook: CloudInfiniteHook) -> None:
+        self.key = key
+        self.hook = hook
+        self.rounds = 0
+        self._subscribers: dict[str, set[asyncio.Queue[Answer]]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def interval(self) -> float:
+        return self.key[3]
+
+    @contextlib.asynccontextmanager
+    async def subscription(self, job_id: str) -> AsyncIterator[asyncio.Queue[Answer]]:
+        """A queue that receives ``job_id``'s answer each round, for as long as the block runs."""
+        queue: asyncio.Queue[Answer] = asyncio.Queue()
+        self._subscribers.setdefault(job_id, set()).add(queue)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"ci-poller-{self.key}")
+        try:
+            yield queue
+        finally:
+            queues = self._subscribers.get(job_id, set())
+            queues.discard(queue)
+            if not queues:
+                self._subscribers.pop(job_id, None)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.sleep(GATHER_SECONDS)
+            while self._subscribers:
+                started = loop.time()
+                await self._round()
+                await asyncio.sleep(max(0.0, self.interval - (loop.time() - started)))
+        finally:
+            if not self._subscribers:
+                pollers = _POLLERS.get(loop, {})
+                if pollers.get(self.key) is self:
+                    del pollers[self.key]
+                await self.hook.aclose()
+
+    async def _round(self) -> None:
+        ids = list(self._subscribers)
+        self.rounds += 1
+        try:
+            size = (await self.hook.asettings()).poll_batch_size
+        except Exception as exc:  # a bad connection: every waiter hears it, none hangs
+            self._deliver(dict.fromkeys(ids, exc))
+            return
+        await asyncio.gather(*(self._fetch(ids[i : i + size]) for i in range(0, len(ids), size)))
+
+    async def _fetch(self, ids: list[str]) -> None:
+        bucket, region = self.key[1], self.key[2]
+        answers: dict[str, Answer]
+        try:
+            answers = dict(await self.hook.aget_jobs(ids, bucket=bucket, region=region))
+        except CloudInfiniteJobNotFoundError as exc:
+            answers = {**{job_id: CloudInfiniteJobNotFoundError([job_id]) for job_id in exc.job_ids}, **exc.found}
+        except Exception as exc:
+            answers = dict.fromkeys(ids, exc)
+        self._deliver(answers)
+
+    def _deliver(self, answers: dict[str, Answer]) -> None:
+        for job_id, answer in answers.items():
+            for queue in self._subscribers.get(job_id, ()):
+                queue.put_nowait(answer)
+
+
+def poller_for(
+    conn_id: str, bucket: str | None, region: str | None, interval: float, hook: Callable[[], CloudInfiniteHook]
+) -> JobPoller:
+    """The running loop's poller for these settings, created (with ``hook()``) on first use."""
+    pollers = _POLLERS.setdefault(asyncio.get_running_loop(), {})
+    key = (conn_id, bucket, region, float(interval))
+    poller = pollers.get(key)
+    if poller is None:
+        poller = pollers[key] = JobPoller(key, hook())
+    return poller

@@ -1,0 +1,132 @@
+"""Coalesced polling, counted at the emulator: many waiting triggers, one request per batch per round."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+
+import pytest
+
+from airflow_provider_ci.emulator.pytest_plugin import DEFAULT_BUCKET
+from airflow_provider_ci.hooks.ci import CloudInfiniteHook
+from airflow_provider_ci.polling import _POLLERS, poller_for
+from airflow_provider_ci.triggers.job import CloudInfiniteJobTrigger
+from tests.support import FAST_RETRY, png
+
+pytestmark = pytest.mark.asyncio
+INTERVAL = 0.1
+
+
+@pytest.fixture
+def hook(ci_emulator, ci_emulator_conn, monkeypatch):
+    ci_emulator.put_object(DEFAULT_BUCKET, "input/cat.png", png())
+    monkeypatch.setattr(CloudInfiniteJobTrigger, "_hook", lambda self: CloudInfiniteHook(retry=FAST_RETRY))
+    return CloudInfiniteHook(retry=FAST_RETRY)
+
+
+def set_extra(monkeypatch, **extra) -> None:
+    conn = json.loads(os.environ["AIRFLOW_CONN_TENCENT_CI_DEFAULT"])
+    conn["extra"].update(extra)
+    monkeypatch.setenv("AIRFLOW_CONN_TENCENT_CI_DEFAULT", json.dumps(conn))
+
+
+async def submit_many(hook: CloudInfiniteHook, n: int) -> list[str]:
+    def work() -> list[str]:
+        return [
+            hook.submit_pic_process_job(
+                input_object="input/cat.png", output_object=f"output/poll-{i}.png", process_rule="imageMogr2/strip"
+            )["JobId"]
+            for i in range(n)
+        ]
+
+    return await asyncio.to_thread(work)
+
+
+def wait(job_id: str) -> asyncio.Task:
+    trigger = CloudInfiniteJobTrigger(job_id=job_id, poll_interval=INTERVAL)
+
+    async def first_event() -> dict:
+        async for event in trigger.run():
+            return event.payload
+        raise AssertionError("no event")
+
+    return asyncio.create_task(first_event())
+
+
+def job_polls(emulator) -> list[list[str]]:
+    """The ids asked for by each ``GET /jobs/<ids>`` the emulator saw."""
+    return [r.path.split("/")[-1].split(",") for r in emulator.requests if r.method == "GET" and r.path != "/jobs"]
+
+
+def poller():
+    (p,) = _POLLERS[asyncio.get_running_loop()].values()
+    return p
+
+
+@pytest.mark.parametrize(("waits", "batch"), [(120, None), (20, 7)])
+async def test_n_waits_make_ceil_n_over_batch_requests_per_round(hook, ci_emulator, monkeypatch, waits, batch):
+    if batch is not None:
+        set_extra(monkeypatch, poll_batch_size=batch)
+    ci_emulator.pause_queue()
+    ids = await submit_many(hook, waits)
+    ci_emulator.clear_requests()
+    tasks = [wait(job_id) for job_id in ids]
+    await asyncio.sleep(INTERVAL * 6)
+    rounds, polls = poller().rounds, job_polls(ci_emulator)
+    per_round = math.ceil(waits / (batch or 50))
+    assert rounds >= 4
+    assert len(polls) in (rounds * per_round, (rounds - 1) * per_round)  # a round may be in flight
+    assert max(len(p) for p in polls) == (batch or 50)
+    assert sorted(job_id for p in polls[:per_round] for job_id in p) == sorted(ids)  # each id once a round
+    ci_emulator.resume_queue()
+    events = await asyncio.wait_for(asyncio.gather(*tasks), 30)
+    assert {e["status"] for e in events} == {"success"}
+    assert sorted(e["job_id"] for e in events) == sorted(ids)
+    await asyncio.sleep(INTERVAL * 2)
+    assert not _POLLERS.get(asyncio.get_running_loop())  # the poller left with its last waiter
+
+
+async def test_a_trigger_alone_polls_one_id_per_interval(hook, ci_emulator):
+    ci_emulator.pause_queue()
+    (job_id,) = await submit_many(hook, 1)
+    ci_emulator.clear_requests()
+    task = wait(job_id)
+    await asyncio.sleep(INTERVAL * 4.5)
+    polls = job_polls(ci_emulator)
+    assert 3 <= len(polls) <= 6
+    assert set(map(tuple, polls)) == {(job_id,)}
+    ci_emulator.resume_queue()
+    assert (await asyncio.wait_for(task, 20))["status"] == "success"
+
+
+async def test_unknown_ids_transient_errors_and_leavers_are_handled_per_trigger(hook, ci_emulator):
+    ci_emulator.pause_queue()
+    known = await submit_many(hook, 3)
+    unknown = "c00000000000000000000000000000000"
+    tasks = {job_id: wait(job_id) for job_id in [*known, unknown]}
+    assert (await asyncio.wait_for(tasks[unknown], 10))["code"] == "NoSuchJob"
+    # A failed round reaches every waiter of that round, and none gives up on one failure.
+    ci_emulator.faults.add("status", status=503, count=FAST_RETRY.max_attempts, method="GET")
+    await asyncio.sleep(INTERVAL * 4)
+    assert not any(tasks[job_id].done() for job_id in known)
+    # A waiter that leaves (its task cancelled) is no longer asked for.
+    tasks[known[0]].cancel()
+    await asyncio.sleep(INTERVAL * 2)
+    ci_emulator.clear_requests()
+    await asyncio.sleep(INTERVAL * 3)
+    asked = {job_id for p in job_polls(ci_emulator) for job_id in p}
+    assert asked == set(known[1:])
+    ci_emulator.resume_queue()
+    for job_id in known[1:]:
+        assert (await asyncio.wait_for(tasks[job_id], 20))["status"] == "success"
+
+
+async def test_other_buckets_get_their_own_poller(hook, ci_emulator):
+    a = poller_for("tencent_ci_default", None, None, INTERVAL, lambda: hook)
+    b = poller_for("tencent_ci_default", "other-1250000000", None, INTERVAL, lambda: hook)
+    c = poller_for("tencent_ci_default", None, None, INTERVAL * 2, lambda: hook)
+    assert len({id(a), id(b), id(c)}) == 3
+    assert poller_for("tencent_ci_default", None, None, INTERVAL, lambda: hook) is a
+    _POLLERS.pop(asyncio.get_running_loop())
