@@ -298,7 +298,13 @@ def retry_sync(
                 return recovered
 
 
-async def retry_async(attempt: Callable[[], Awaitable[T]], policy: RetryPolicy, operation: str) -> T:
+async def retry_async(
+    attempt: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    operation: str,
+    recover: Callable[[Exception], Awaitable[T | None]] | None = None,
+) -> T:
+    """:func:`retry_sync` for coroutines."""
     delays = policy.delays()
     while True:
         try:
@@ -308,6 +314,9 @@ async def retry_async(attempt: Callable[[], Awaitable[T]], policy: RetryPolicy, 
             if delay is None:
                 raise
             await asyncio.sleep(delay)
+            recovered = None if recover is None else await recover(exc)
+            if recovered is not None:
+                return recovered
 
 
 class AsyncTransport:

@@ -132,3 +132,22 @@ def test_no_secret_in_debug_logs_errors_or_reprs(sts_emulator, caplog, monkeypat
         assert secret not in exposed
     assert not SIGNATURE.search(exposed)
     assert "Authorization" not in exposed
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("fault", ["reset_after", "malformed", "status"])
+async def test_async_submit_is_as_safe_as_the_sync_one(hook, ci_emulator, fault):
+    before = {j["JobId"] for j in ci_emulator.jobs()}
+    ci_emulator.faults.add(fault, method="POST", path="/jobs", status=503)
+    job = await hook.asubmit_pic_process_job(
+        input_object="input/cat.png", output_object="output/async.png", process_rule="imageMogr2/rotate/90"
+    )
+    created = [j["JobId"] for j in ci_emulator.jobs() if j["JobId"] not in before]
+    assert created == [job["JobId"]]
+    await hook.aclose()
+
+
+@pytest.mark.asyncio
+async def test_async_list_pages_like_the_sync_one(hook):
+    assert len(await hook.alist_jobs(page_size=1, max_jobs=3)) == len(hook.list_jobs(page_size=1, max_jobs=3)) == 3
+    await hook.aclose()

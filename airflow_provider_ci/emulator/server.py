@@ -88,9 +88,12 @@ async def handle(request: web.Request) -> web.StreamResponse:
     route, handlers, item = _route(request.method, request.path, target)
     fault = state.faults.take(request.method, request.path) if state.faults else None
     kind = fault.kind if fault else None
+    received = time.time()
 
     def record(status: int | None) -> None:
-        state.record(RequestRecord(request.method, host, request.path, dict(request.query), status, route, kind))
+        state.record(
+            RequestRecord(request.method, host, request.path, dict(request.query), status, route, kind, received)
+        )
 
     if kind == "reset_before":
         return _abort(request, record)

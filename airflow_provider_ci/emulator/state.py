@@ -28,7 +28,7 @@ REQUEST_LOG_SIZE = 100_000
 class RequestRecord:
     """One request as the emulator saw it. ``status`` is ``None`` when the connection was
     aborted by a ``reset_before``/``reset_after`` fault (no answer was sent); ``fault`` names
-    the fault that applied, if any."""
+    the fault that applied, if any; ``received`` is when it arrived (``time.time()``)."""
 
     method: str
     host: str
@@ -37,6 +37,7 @@ class RequestRecord:
     status: int | None
     route: str
     fault: str | None = None
+    received: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

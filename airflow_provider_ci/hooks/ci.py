@@ -25,7 +25,7 @@ from airflow_provider_ci.exceptions import (
     CloudInfiniteSubmitUncertainError,
     CloudInfiniteValidationError,
 )
-from airflow_provider_ci.model import TAG, MqConfig, PicProcessJob, jobs_page, template_xml
+from airflow_provider_ci.model import TAG, JobsPage, MqConfig, PicProcessJob, jobs_page, template_xml
 from airflow_provider_ci.states import JobState
 from airflow_provider_ci.transport import (
     ApiRequest,
@@ -35,6 +35,7 @@ from airflow_provider_ci.transport import (
     RetryPolicy,
     SyncTransport,
     may_have_been_processed,
+    retry_async,
     retry_sync,
 )
 
@@ -188,73 +189,59 @@ class CloudInfiniteHook(BaseHook):
         every field created since this call began count as ours, and more than one raises
         :class:`CloudInfiniteSubmitUncertainError` rather than guessing.
         """
+        spec = {name: value for name, value in locals().items() if name != "self"}
         settings = self.settings()
-        endpoint = settings.endpoint(bucket, region)
-        job = PicProcessJob(
-            input_object=input_object,
-            output_object=output_object,
-            output_bucket=output_bucket or endpoint.bucket or "",
-            output_region=output_region or endpoint.region,
-            template_id=template_id,
-            process_rule=process_rule,
-            is_pic_info=is_pic_info,
-            user_data=user_data,
-            job_level=job_level,
-            callback=callback,
-            callback_format=callback_format,
-            callback_type=callback_type,
-            callback_mq_config=None if callback_mq_config is None else MqConfig.from_value(callback_mq_config),
-        ).validated()
-        if job.user_data is None:
-            job = replace(job, user_data=f"{SUBMIT_TOKEN_PREFIX}{uuid.uuid4().hex}")
-        request = ApiRequest("POST", self.jobs_path, "submit PicProcess job", body=job.to_xml())
+        endpoint, job, request = self._submission(settings, spec)
         started = time.time()
-
-        def attempt() -> dict[str, Any]:
-            result = self._sync.send_once(request, endpoint, settings.credentials)
-            details = _with_request_id(jobs_page(result.data).jobs, result)
-            if len(details) != 1:
-                raise CloudInfiniteServiceError(
-                    status=200,
-                    code="UnexpectedResponse",
-                    message=f"submit answered with {len(details)} JobsDetail elements, expected 1",
-                    request_id=result.request_id,
-                    operation=request.operation,
-                )
-            return details[0]
 
         def recover(exc: Exception) -> dict[str, Any] | None:
             if not may_have_been_processed(exc):
                 return None
-            existing = self._find_submitted(job, endpoint, since=started)
-            if existing is not None:
-                log.warning("The failed submit had created job %s; using it, not re-sending", existing["JobId"])
-            return existing
+            return _adopt(job, self.list_jobs(**_lookup_filter(job, endpoint, started)))
 
-        detail = retry_sync(attempt, self.retry, request.operation, recover)
+        detail = retry_sync(
+            lambda: _submitted(self._sync.send_once(request, endpoint, settings.credentials), request),
+            self.retry,
+            request.operation,
+            recover,
+        )
         log.info("Submitted CI job %s (%s)", detail["JobId"], job.input_object)
         return detail
 
-    def _find_submitted(self, job: PicProcessJob, endpoint: Endpoint, since: float) -> dict[str, Any] | None:
-        """The job an earlier attempt of this submit created, if any (see submit_pic_process_job)."""
-        window_start = datetime.fromtimestamp(since - 60, tz=CI_TZ)  # tolerate clock skew
-        candidates = [
-            detail
-            for detail in self.list_jobs(
-                input_object=job.input_object,
-                start_creation_time=window_start,
-                bucket=endpoint.bucket,
-                region=endpoint.region,
-            )
-            if _same_job(detail, job)
-        ]
-        if len(candidates) > 1:
-            raise CloudInfiniteSubmitUncertainError(
-                f"A submit for {job.input_object!r} failed after it may have been sent, and {len(candidates)} "
-                "identical jobs exist; not re-sending. Give each submit distinct user_data to make this exact.",
-                [detail["JobId"] for detail in candidates],
-            )
-        return candidates[0] if candidates else None
+    async def asubmit_pic_process_job(self, **spec: Any) -> dict[str, Any]:
+        """:meth:`submit_pic_process_job` without blocking: same arguments, checks and safety."""
+        settings = await self.asettings()
+        endpoint, job, request = self._submission(settings, spec)
+        started = time.time()
+
+        async def attempt() -> dict[str, Any]:
+            return _submitted(await self._async.send_once(request, endpoint, settings.credentials), request)
+
+        async def recover(exc: Exception) -> dict[str, Any] | None:
+            if not may_have_been_processed(exc):
+                return None
+            return _adopt(job, await self.alist_jobs(**_lookup_filter(job, endpoint, started)))
+
+        detail = await retry_async(attempt, self.retry, request.operation, recover)
+        log.debug("Submitted CI job %s (%s)", detail["JobId"], job.input_object)
+        return detail
+
+    def _submission(
+        self, settings: ConnectionSettings, spec: dict[str, Any]
+    ) -> tuple[Endpoint, PicProcessJob, ApiRequest]:
+        """Check every field of a submit and build its request; nothing is sent."""
+        spec = dict(spec)
+        endpoint = settings.endpoint(spec.pop("bucket", None), spec.pop("region", None))
+        mq = spec.pop("callback_mq_config", None)
+        job = PicProcessJob(
+            output_bucket=spec.pop("output_bucket", None) or endpoint.bucket or "",
+            output_region=spec.pop("output_region", None) or endpoint.region,
+            callback_mq_config=None if mq is None else MqConfig.from_value(mq),
+            **spec,
+        ).validated()
+        if job.user_data is None:
+            job = replace(job, user_data=f"{SUBMIT_TOKEN_PREFIX}{uuid.uuid4().hex}")
+        return endpoint, job, ApiRequest("POST", self.jobs_path, "submit PicProcess job", body=job.to_xml())
 
     # -- read and cancel ----------------------------------------------------------------------
 
@@ -316,14 +303,16 @@ class CloudInfiniteHook(BaseHook):
     def _list_request(
         self,
         *,
-        states: Iterable[str] | None,
-        input_object: str | None,
-        queue_id: str | None,
-        order_by_time: str,
-        start_creation_time: datetime | str | None,
-        end_creation_time: datetime | str | None,
-        page_size: int,
-    ) -> ApiRequest:
+        states: Iterable[str] | str | None = None,
+        input_object: str | None = None,
+        queue_id: str | None = None,
+        order_by_time: str = "Desc",
+        start_creation_time: datetime | str | None = None,
+        end_creation_time: datetime | str | None = None,
+        page_size: int = LIST_PAGE_MAX,
+        bucket: str | None = None,
+        region: str | None = None,
+    ) -> tuple[str | None, str | None, ApiRequest]:
         if order_by_time not in ("Desc", "Asc"):
             raise CloudInfiniteValidationError("order_by_time", f"must be Desc or Asc, got {order_by_time!r}")
         if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= LIST_PAGE_MAX:
@@ -345,37 +334,30 @@ class CloudInfiniteHook(BaseHook):
             "endCreationTime": _ci_time(end_creation_time, "end_creation_time"),
         }
         params.update({k: v for k, v in optional.items() if v is not None})
-        return ApiRequest("GET", self.jobs_path, "list jobs", params=params)
+        return bucket, region, ApiRequest("GET", self.jobs_path, "list jobs", params=params)
 
-    def list_jobs(
-        self,
-        *,
-        states: Iterable[str] | None = None,
-        input_object: str | None = None,
-        queue_id: str | None = None,
-        order_by_time: str = "Desc",
-        start_creation_time: datetime | str | None = None,
-        end_creation_time: datetime | str | None = None,
-        page_size: int = LIST_PAGE_MAX,
-        max_jobs: int | None = None,
-        bucket: str | None = None,
-        region: str | None = None,
-    ) -> list[dict[str, Any]]:
-        """PicProcess jobs matching the filters, following ``NextToken`` until done or ``max_jobs``."""
-        request = self._list_request(
-            states=states,
-            input_object=input_object,
-            queue_id=queue_id,
-            order_by_time=order_by_time,
-            start_creation_time=start_creation_time,
-            end_creation_time=end_creation_time,
-            page_size=page_size,
-        )
+    def list_jobs(self, *, max_jobs: int | None = None, **filters: Any) -> list[dict[str, Any]]:
+        """PicProcess jobs matching the filters, following ``NextToken`` until done or ``max_jobs``.
+
+        Filters: ``states`` (names, default All), ``input_object``, ``queue_id``,
+        ``order_by_time`` (Desc/Asc), ``start_creation_time``/``end_creation_time`` (aware
+        datetimes or CI time strings), ``page_size`` (1-100), ``bucket``, ``region``.
+        """
+        bucket, region, request = self._list_request(**filters)
         jobs: list[dict[str, Any]] = []
         while True:
-            result = self._call(request, bucket, region)
-            page = jobs_page(result.data)
-            jobs.extend(_with_request_id(page.jobs, result))
+            page = _page(self._call(request, bucket, region))
+            jobs.extend(page.jobs)
+            if not page.next_token or (max_jobs is not None and len(jobs) >= max_jobs):
+                return jobs[:max_jobs]
+            request = replace(request, params={**request.params, "nextToken": page.next_token})
+
+    async def alist_jobs(self, *, max_jobs: int | None = None, **filters: Any) -> list[dict[str, Any]]:
+        bucket, region, request = self._list_request(**filters)
+        jobs: list[dict[str, Any]] = []
+        while True:
+            page = _page(await self._acall(request, bucket, region))
+            jobs.extend(page.jobs)
             if not page.next_token or (max_jobs is not None and len(jobs) >= max_jobs):
                 return jobs[:max_jobs]
             request = replace(request, params={**request.params, "nextToken": page.next_token})
@@ -467,6 +449,49 @@ class CloudInfiniteHook(BaseHook):
         from airflow_provider_ci.cos_sdk import cos_client
 
         return cos_client(self.settings(), region, **config)
+
+
+def _submitted(result: ApiResult, request: ApiRequest) -> dict[str, Any]:
+    """The one JobsDetail a submit answers with."""
+    details = _with_request_id(jobs_page(result.data).jobs, result)
+    if len(details) != 1:
+        raise CloudInfiniteServiceError(
+            status=200,
+            code="UnexpectedResponse",
+            message=f"submit answered with {len(details)} JobsDetail elements, expected 1",
+            request_id=result.request_id,
+            operation=request.operation,
+        )
+    return details[0]
+
+
+def _page(result: ApiResult) -> JobsPage:
+    page = jobs_page(result.data)
+    return replace(page, jobs=_with_request_id(page.jobs, result))
+
+
+def _lookup_filter(job: PicProcessJob, endpoint: Endpoint, since: float) -> dict[str, Any]:
+    """List filters that find the job a failed submit may have created (clock skew tolerated)."""
+    return {
+        "input_object": job.input_object,
+        "start_creation_time": datetime.fromtimestamp(since - 60, tz=CI_TZ),
+        "bucket": endpoint.bucket,
+        "region": endpoint.region,
+    }
+
+
+def _adopt(job: PicProcessJob, listed: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
+    """The job an earlier attempt of this submit created, if any (see submit_pic_process_job)."""
+    candidates = [detail for detail in listed if _same_job(detail, job)]
+    if len(candidates) > 1:
+        raise CloudInfiniteSubmitUncertainError(
+            f"A submit for {job.input_object!r} failed after it may have been sent, and {len(candidates)} "
+            "identical jobs exist; not re-sending. Give each submit distinct user_data to make this exact.",
+            [detail["JobId"] for detail in candidates],
+        )
+    if candidates:
+        log.warning("The failed submit had created job %s; using it, not re-sending", candidates[0]["JobId"])
+    return candidates[0] if candidates else None
 
 
 def _same_job(detail: Mapping[str, Any], job: PicProcessJob) -> bool:
