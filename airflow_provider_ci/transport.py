@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     import httpx
     import requests
 
+    from airflow_provider_ci.batch import RateLimiter
+
 log = logging.getLogger(__name__)
 
 USER_AGENT = f"airflow-provider-ci/{__version__}"
@@ -322,9 +324,10 @@ async def retry_async(
 class AsyncTransport:
     """Non-blocking calls on one ``httpx.AsyncClient``, reused for the life of a trigger."""
 
-    def __init__(self, timeout: tuple[float, float], retry: RetryPolicy) -> None:
+    def __init__(self, timeout: tuple[float, float], retry: RetryPolicy, limiter: RateLimiter | None = None) -> None:
         self.timeout = timeout
         self.retry = retry
+        self.limiter = limiter
         self._client: httpx.AsyncClient | None = None
 
     async def aclose(self) -> None:
@@ -338,6 +341,8 @@ class AsyncTransport:
         if self._client is None:
             connect, read = self.timeout
             self._client = httpx.AsyncClient(timeout=httpx.Timeout(read, connect=connect), follow_redirects=False)
+        if self.limiter is not None:
+            await self.limiter.acquire()
         prepared = prepare(request, endpoint, credentials, time.time())
         try:
             raw = await self._client.request(

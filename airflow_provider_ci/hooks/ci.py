@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
+from airflow_provider_ci.batch import RateLimiter
 from airflow_provider_ci.connection import ConnectionSettings, parse_extra
 from airflow_provider_ci.exceptions import (
     CloudInfiniteJobNotFoundError,
@@ -91,7 +92,8 @@ class CloudInfiniteHook(BaseHook):
     Building one does no I/O: the connection is read on first use and cached. ``timeout`` is
     (connect, read) seconds per request; ``retry`` bounds how transient failures (5xx, 429,
     connection errors, timeouts) are retried. ``jobs_path`` is ``/jobs``, or ``/pic_jobs``
-    for the older generation of the API.
+    for the older generation of the API. ``max_qps`` caps this hook's async requests per
+    second (every attempt counts), for batch submits under CI's per-account rate limit.
     """
 
     conn_name_attr = "tencent_ci_conn_id"
@@ -106,13 +108,14 @@ class CloudInfiniteHook(BaseHook):
         timeout: tuple[float, float] = (5.0, 30.0),
         retry: RetryPolicy | None = None,
         jobs_path: str = "/jobs",
+        max_qps: float | None = None,
     ) -> None:
         super().__init__()
         self.tencent_ci_conn_id = tencent_ci_conn_id
         self.retry = retry or RetryPolicy()
         self.jobs_path = jobs_path
         self._sync = SyncTransport(timeout, self.retry)
-        self._async = AsyncTransport(timeout, self.retry)
+        self._async = AsyncTransport(timeout, self.retry, None if max_qps is None else RateLimiter(max_qps))
         self._settings: ConnectionSettings | None = None
 
     def __repr__(self) -> str:
