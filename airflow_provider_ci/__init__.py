@@ -33,10 +33,18 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "hooks": [{"integration-name": INTEGRATION, "python-modules": ["airflow_provider_ci.hooks.ci"]}],
         "operators": [
-            {"integration-name": INTEGRATION, "python-modules": ["airflow_provider_ci.operators.pic_process"]}
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": ["airflow_provider_ci.operators.pic_process", "airflow_provider_ci.operators.batch"],
+            }
         ],
         "sensors": [{"integration-name": INTEGRATION, "python-modules": ["airflow_provider_ci.sensors.job"]}],
-        "triggers": [{"integration-name": INTEGRATION, "python-modules": ["airflow_provider_ci.triggers.job"]}],
+        "triggers": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": ["airflow_provider_ci.triggers.job", "airflow_provider_ci.triggers.batch"],
+            }
+        ],
         "extra-links": ["airflow_provider_ci.links.job.CloudInfiniteJobLink"],
         "connection-types": [
             {

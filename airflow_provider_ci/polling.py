@@ -40,7 +40,7 @@ class JobPoller:
         self.key = key
         self.hook = hook
         self.rounds = 0
-        self._subscribers: dict[str, set[asyncio.Queue[Answer]]] = {}
+        self._subscribers: dict[str, set[asyncio.Queue[tuple[str, Answer]]]] = {}
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -48,15 +48,23 @@ class JobPoller:
         return self.key[3]
 
     @contextlib.asynccontextmanager
-    async def subscription(self, job_id: str) -> AsyncIterator[asyncio.Queue[Answer]]:
-        """A queue that receives ``job_id``'s answer each round, for as long as the block runs."""
-        queue: asyncio.Queue[Answer] = asyncio.Queue()
-        self._subscribers.setdefault(job_id, set()).add(queue)
+    async def subscription(self, *job_ids: str) -> AsyncIterator[asyncio.Queue[tuple[str, Answer]]]:
+        """A queue of ``(job_id, answer)``, one per id each round, for as long as the block runs.
+
+        :meth:`drop` stops asking for an id early (a job that is over).
+        """
+        queue: asyncio.Queue[tuple[str, Answer]] = asyncio.Queue()
+        for job_id in job_ids:
+            self._subscribers.setdefault(job_id, set()).add(queue)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"ci-poller-{self.key}")
         try:
             yield queue
         finally:
+            self.drop(queue, *job_ids)
+
+    def drop(self, queue: asyncio.Queue[tuple[str, Answer]], *job_ids: str) -> None:
+        for job_id in job_ids:
             queues = self._subscribers.get(job_id, set())
             queues.discard(queue)
             if not queues:
@@ -101,7 +109,7 @@ class JobPoller:
     def _deliver(self, answers: dict[str, Answer]) -> None:
         for job_id, answer in answers.items():
             for queue in self._subscribers.get(job_id, ()):
-                queue.put_nowait(answer)
+                queue.put_nowait((job_id, answer))
 
 
 def poller_for(

@@ -39,6 +39,9 @@ class FakeTI:
     def xcom_push(self, key: str, value: Any) -> None:
         self.pushed.append((key, value))
 
+    def xcom_pull(self, task_ids: str, key: str) -> Any:
+        return next((value for k, value in reversed(self.pushed) if k == key), None)
+
 
 def context(ti: FakeTI | None = None) -> dict[str, Any]:
     return {"ti": ti or FakeTI(), "dag_run": SimpleNamespace(start_date=None)}

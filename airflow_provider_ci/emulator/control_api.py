@@ -9,6 +9,8 @@ as controllable as one started from Python:
                                            buckets, active faults
 ``GET|DELETE /_emulator/requests``         the request log / clear it
 ``GET /_emulator/jobs[?bucket=]``          JobsDetail snapshots as JSON
+``GET /_emulator/job_times[?bucket=]``     id, state and exact float ``created``/``started``/
+                                           ``ended`` times of each job (for benchmarks)
 ``GET|POST|DELETE /_emulator/faults``      list / arm (object or list, fields as
                                            ``Faults.add``) / clear
 ``PUT /_emulator/queue``                   ``{"state": "Paused"|"Active", "bucket": opt.}``
@@ -56,6 +58,8 @@ def _act(state: EmulatorState, method: str, name: str, body: Any, query: Mapping
             state.clear_requests()
         case ("GET", "jobs"):
             return {"jobs": state.job_details(query.get("bucket"))}
+        case ("GET", "job_times"):
+            return {"jobs": state.job_times(query.get("bucket"))}
         case ("GET", "faults"):
             return {"faults": [fault.to_json() for fault in state.faults.active()]}
         case ("POST", "faults"):

@@ -90,6 +90,17 @@ class Job:
             "Operation": operation,
         }
 
+    def times(self) -> dict[str, Any]:
+        """Id, state and the exact ``time.time()`` of creation, start and end (``None`` if not
+        reached): JobsDetail times are whole seconds, too coarse to time a client against."""
+        return {
+            "JobId": self.job_id,
+            "State": self.state,
+            "created": self.created,
+            "started": self.started,
+            "ended": self.ended,
+        }
+
     def detail_xml(self) -> str:
         if self.xml is None:
             self.xml = element("JobsDetail", self.detail())

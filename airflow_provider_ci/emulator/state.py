@@ -104,6 +104,9 @@ class EmulatorState:
     def job_details(self, bucket: str | None = None) -> list[dict[str, Any]]:
         return [job.detail() for job in self.jobs.all(bucket)]
 
+    def job_times(self, bucket: str | None = None) -> list[dict[str, Any]]:
+        return [job.times() for job in self.jobs.all(bucket)]
+
     def stats(self) -> dict[str, Any]:
         return {
             "requests": dict(sorted(self.request_counts.items())),

@@ -92,11 +92,11 @@ class CloudInfiniteJobTrigger(BaseTrigger):
         async with poller.subscription(self.job_id) as answers:
             yield await self._wait(answers)
 
-    async def _wait(self, answers: asyncio.Queue[Answer]) -> TriggerEvent:
+    async def _wait(self, answers: asyncio.Queue[tuple[str, Answer]]) -> TriggerEvent:
         watch = JobWatch(self.job_id, self.log, self.max_consecutive_failures)
         while True:
             try:
-                answer = await asyncio.wait_for(answers.get(), self._time_left())
+                _, answer = await asyncio.wait_for(answers.get(), self._time_left())
             except asyncio.TimeoutError:
                 return self._event("timeout", message=f"CI job {self.job_id} did not finish in time", detail=watch.last)
             if isinstance(answer, CloudInfiniteJobNotFoundError):
