@@ -20,7 +20,7 @@ from tests.support import png
 pytestmark = pytest.mark.airflow_e2e
 
 DAGS = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
-DAG_IDS = {"example_ci_template", "example_ci_rule_then_sensor", "example_ci_fan_out"}
+DAG_IDS = {"example_ci_template", "example_ci_rule_then_sensor", "example_ci_fan_out", "example_ci_batch"}
 FAST = 0.2
 
 
@@ -156,6 +156,16 @@ def test_fan_out_example(airflow_db, inputs, deferrable):
     for key, size in (("output/fan-out/deer.webp", (256, 192)), ("output/fan-out/cat.webp", (256, 171))):
         out = _image(inputs, key)
         assert (out.format, out.size) == ("WEBP", size)
+
+
+@pytest.mark.parametrize("deferrable", [False, True])
+def test_batch_example(airflow_db, inputs, deferrable):
+    run_, states = run("example_ci_batch", deferrable=deferrable)
+    assert run_.state == "success", states
+    summary = _xcom(run_, "thumbnails", "return_value")
+    assert summary["by_state"] == {"Success": summary["total"]}
+    assert summary["total"] >= 2  # deer.jpg and cat.png; notes.txt is not an image
+    assert _image(inputs, "output/batch/cat.webp").format == "WEBP"
 
 
 @pytest.mark.parametrize("deferrable", [False, True])
