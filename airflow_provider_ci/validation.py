@@ -103,6 +103,14 @@ def number(field: str, value: Any, low: float, high: float, *, integer: bool = F
     return parsed
 
 
+def seconds(field: str, value: Any) -> float:
+    """A positive duration, as seconds or a ``timedelta``."""
+    total = value.total_seconds() if hasattr(value, "total_seconds") else number(field, value, 0, float("inf"))
+    if total <= 0:
+        raise Invalid(field, f"must be positive, got {value!r}")
+    return float(total)
+
+
 def flag(field: str, value: Any) -> bool:
     """A boolean, also from its rendered-template form ``"true"``/``"false"``."""
     if isinstance(value, bool):

@@ -229,6 +229,14 @@ class CloudInfiniteHook(BaseHook):
         log.debug("Submitted CI job %s (%s)", detail["JobId"], job.input_object)
         return detail
 
+    def validate_pic_process_job(self, **spec: Any) -> PicProcessJob:
+        """The job :meth:`submit_pic_process_job` would send for ``spec``; raises on bad input.
+
+        Reads the connection (for default bucket and region) but sends nothing: operators
+        use it to check every item of a batch before the first submit.
+        """
+        return self._submission(self.settings(), spec)[1]
+
     def _submission(
         self, settings: ConnectionSettings, spec: dict[str, Any]
     ) -> tuple[Endpoint, PicProcessJob, ApiRequest]:

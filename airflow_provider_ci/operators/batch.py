@@ -25,10 +25,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
+from airflow_provider_ci import validation as check
 from airflow_provider_ci.batch import Progress, submit_all
 from airflow_provider_ci.exceptions import CloudInfiniteError, CloudInfiniteValidationError
 from airflow_provider_ci.hooks.ci import CloudInfiniteHook
-from airflow_provider_ci.operators.pic_process import _seconds, task_identity
+from airflow_provider_ci.operators.pic_process import task_identity
 from airflow_provider_ci.triggers.batch import CloudInfiniteBatchJobTrigger
 from airflow_provider_ci.waiting import FAILURE, classify
 
@@ -136,8 +137,8 @@ class CloudInfiniteBatchPicProcessOperator(BaseOperator):
         self.max_concurrency = max_concurrency
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
-        self.poll_interval = _seconds(poll_interval, "poll_interval")
-        self.timeout = _seconds(timeout, "timeout")
+        self.poll_interval = check.seconds("poll_interval", poll_interval)
+        self.timeout = check.seconds("timeout", timeout)
         self.cancel_on_kill = cancel_on_kill
         self.tencent_ci_conn_id = tencent_ci_conn_id
         self._waiting: list[str] = []
@@ -153,7 +154,7 @@ class CloudInfiniteBatchPicProcessOperator(BaseOperator):
         specs = [self._spec(pair, f"{identity}i{index}:try{try_number}") for index, pair in enumerate(pairs)]
         for index, spec in enumerate(specs):  # every item checked before anything is sent
             try:
-                hook._submission(settings, spec)
+                hook.validate_pic_process_job(**spec)
             except CloudInfiniteValidationError as exc:
                 raise CloudInfiniteValidationError(f"items[{index}].{exc.field}", exc.rule) from None
         jobs: list[dict[str, Any]] = [

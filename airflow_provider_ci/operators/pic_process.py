@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
+from airflow_provider_ci import validation as check
 from airflow_provider_ci.exceptions import CloudInfiniteError, CloudInfiniteJobError, CloudInfiniteValidationError
 from airflow_provider_ci.hooks.ci import CloudInfiniteHook
 from airflow_provider_ci.links.job import CloudInfiniteJobLink
@@ -35,13 +36,6 @@ IDENTITY_PREFIX = "airflow-ti:"
 #: Bounds a best-effort cancel from on_kill or after a timeout.
 CANCEL_TIMEOUT = (3.0, 5.0)
 CANCEL_RETRY = RetryPolicy(max_attempts=2, base_delay=0.5, max_delay=1.0, max_elapsed=10.0)
-
-
-def _seconds(value: float | timedelta, field: str) -> float:
-    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    if seconds <= 0:
-        raise CloudInfiniteValidationError(field, f"must be positive, got {value!r}")
-    return seconds
 
 
 def task_identity(context: Context) -> str:
@@ -132,8 +126,8 @@ class CloudInfinitePicProcessOperator(BaseOperator):
         self.callback_mq_config = callback_mq_config
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
-        self.poll_interval = _seconds(poll_interval, "poll_interval")
-        self.timeout = _seconds(timeout, "timeout")
+        self.poll_interval = check.seconds("poll_interval", poll_interval)
+        self.timeout = check.seconds("timeout", timeout)
         self.cancel_on_kill = cancel_on_kill
         self.tencent_ci_conn_id = tencent_ci_conn_id
         self.job_id: str | None = None
