@@ -52,7 +52,9 @@ def get_provider_info() -> dict[str, Any]:
                 "hook-class-name": "airflow_provider_ci.hooks.ci.CloudInfiniteHook",
                 "hook-name": INTEGRATION,
                 "conn-fields": {
-                    "region": field("Region", "Bucket region, e.g. ap-chongqing", pattern=r"^[a-z]+(-[a-z0-9]+)+$"),
+                    "region": field(
+                        "Region", "Bucket region, e.g. ap-chongqing", pattern=r"^(ap|na|sa|eu|me)-[a-z]+(-[a-z0-9]+)?$"
+                    ),
                     "bucket": field("Bucket", "Default bucket as name-APPID, e.g. test-1234567890"),
                     "token": field(
                         "Session token", "STS session token (temporary credentials only)", format="password"

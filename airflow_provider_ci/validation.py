@@ -15,8 +15,10 @@ from airflow_provider_ci.exceptions import CloudInfiniteValidationError as Inval
 #: ``name-appid``: the name is lowercase letters, digits and hyphens, the APPID digits.
 BUCKET_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?-[0-9]{5,12}$")
 BUCKET_MAX_LEN = 60
-#: e.g. ``ap-chongqing``, ``na-siliconvalley``, ``ap-shanghai-fsi``.
-REGION_RE = re.compile(r"^[a-z]{2,4}(?:-[a-z0-9]+){1,3}$")
+#: ``<area>-<city>[-<zone>]`` with Tencent Cloud's areas (Asia-Pacific, North and South America,
+#: Europe, Middle East), e.g. ``ap-chongqing``, ``na-siliconvalley``, ``ap-shanghai-fsi``. A list
+#: of today's regions would refuse tomorrow's, so only the form is checked.
+REGION_RE = re.compile(r"^(?:ap|na|sa|eu|me)-[a-z]+(?:-[a-z0-9]+)?$")
 OBJECT_KEY_MAX_BYTES = 850
 USER_DATA_MAX = 1024
 JOB_LEVELS = (0, 1, 2)
