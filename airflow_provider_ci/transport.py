@@ -339,8 +339,12 @@ class AsyncTransport:
         import httpx
 
         if self._client is None:
+            # Building a client loads the TLS trust store (~30 ms of blocking work): do it in a
+            # thread so the triggerer's loop never waits on it.
             connect, read = self.timeout
-            self._client = httpx.AsyncClient(timeout=httpx.Timeout(read, connect=connect), follow_redirects=False)
+            self._client = await asyncio.to_thread(
+                httpx.AsyncClient, timeout=httpx.Timeout(read, connect=connect), follow_redirects=False
+            )
         if self.limiter is not None:
             await self.limiter.acquire()
         prepared = prepare(request, endpoint, credentials, time.time())

