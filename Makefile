@@ -55,3 +55,7 @@ demo: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) $(FLOOR_VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Benchmarks against the local emulator (a few minutes); tables to bench/results/latest.md.
+bench: $(VENV)/.installed
+	$(BIN)/python -m bench
