@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 
 #: Pause before the first round, so triggers started together share it.
 GATHER_SECONDS = 0.05
+#: Requests of one round in flight at once. One httpx client slows down sharply with hundreds
+#: of requests queued on it (bench E0/B1), which a small ``poll_batch_size`` would cause.
+MAX_IN_FLIGHT = 8
 Answer = dict[str, Any] | Exception
 PollerKey = tuple[str, str | None, str | None, float]
 
@@ -93,7 +96,13 @@ class JobPoller:
         except Exception as exc:  # a bad connection: every waiter hears it, none hangs
             self._deliver(dict.fromkeys(ids, exc))
             return
-        await asyncio.gather(*(self._fetch(ids[i : i + size]) for i in range(0, len(ids), size)))
+        chunks = iter([ids[i : i + size] for i in range(0, len(ids), size)])
+
+        async def fetch_chunks() -> None:
+            for chunk in chunks:
+                await self._fetch(chunk)
+
+        await asyncio.gather(*(fetch_chunks() for _ in range(MAX_IN_FLIGHT)))
 
     async def _fetch(self, ids: list[str]) -> None:
         bucket, region = self.key[1], self.key[2]

@@ -18,6 +18,8 @@ from airflow_provider_ci.transport import is_retryable
 SUCCESS = "success"
 FAILURE = "failure"
 WAITING = "waiting"
+#: Statuses of the single-job trigger's events; ``execute_complete`` rejects anything else.
+EVENT_STATUSES = ("success", "error", "timeout")
 
 
 def classify(detail: dict[str, Any]) -> str:

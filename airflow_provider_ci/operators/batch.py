@@ -30,7 +30,6 @@ from airflow_provider_ci.batch import Progress, submit_all
 from airflow_provider_ci.exceptions import CloudInfiniteError, CloudInfiniteValidationError
 from airflow_provider_ci.hooks.ci import CloudInfiniteHook
 from airflow_provider_ci.operators.pic_process import task_identity
-from airflow_provider_ci.triggers.batch import CloudInfiniteBatchJobTrigger
 from airflow_provider_ci.waiting import FAILURE, classify
 
 if TYPE_CHECKING:
@@ -181,6 +180,8 @@ class CloudInfiniteBatchPicProcessOperator(BaseOperator):
         self._waiting = waiting
         if not self.wait_for_completion:
             return self._summary(jobs, judge=False)
+        from airflow_provider_ci.triggers.batch import CloudInfiniteBatchJobTrigger  # not at DAG parse time
+
         trigger = CloudInfiniteBatchJobTrigger(
             job_ids=waiting,
             tencent_ci_conn_id=self.tencent_ci_conn_id,
@@ -345,7 +346,7 @@ class CloudInfiniteBatchPicProcessOperator(BaseOperator):
             self._cancel(self._waiting)
 
 
-async def _first_event(trigger: CloudInfiniteBatchJobTrigger) -> dict[str, Any]:
+async def _first_event(trigger: Any) -> dict[str, Any]:
     """Run the trigger's wait on the worker: the sync path shares the deferred path's logic."""
     async for event in trigger.run():
         return dict(event.payload)

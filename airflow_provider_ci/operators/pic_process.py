@@ -26,8 +26,7 @@ from airflow_provider_ci.exceptions import CloudInfiniteError, CloudInfiniteJobE
 from airflow_provider_ci.hooks.ci import CloudInfiniteHook
 from airflow_provider_ci.links.job import CloudInfiniteJobLink
 from airflow_provider_ci.transport import RetryPolicy
-from airflow_provider_ci.triggers.job import EVENT_STATUSES, CloudInfiniteJobTrigger
-from airflow_provider_ci.waiting import FAILURE, WAITING, JobWatch, classify, describe_result, job_error
+from airflow_provider_ci.waiting import EVENT_STATUSES, FAILURE, WAITING, JobWatch, classify, describe_result, job_error
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -149,6 +148,8 @@ class CloudInfinitePicProcessOperator(BaseOperator):
         if classify(detail) != WAITING:
             return self._finish(detail)
         if self.deferrable:
+            from airflow_provider_ci.triggers.job import CloudInfiniteJobTrigger  # only when deferring: cheap parse
+
             self.defer(
                 trigger=CloudInfiniteJobTrigger(
                     job_id=detail["JobId"],

@@ -22,8 +22,7 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_provider_ci.exceptions import CloudInfiniteError, CloudInfiniteJobError
 from airflow_provider_ci.hooks.ci import CloudInfiniteHook
-from airflow_provider_ci.triggers.job import EVENT_STATUSES, CloudInfiniteJobTrigger
-from airflow_provider_ci.waiting import FAILURE, SUCCESS, classify, describe_result, job_error
+from airflow_provider_ci.waiting import EVENT_STATUSES, FAILURE, SUCCESS, classify, describe_result, job_error
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -81,6 +80,8 @@ class CloudInfiniteJobSensor(BaseSensorOperator):
             return self._detail
         if self.poke(context):
             return self._detail
+        from airflow_provider_ci.triggers.job import CloudInfiniteJobTrigger  # only when deferring: cheap parse
+
         self.defer(
             trigger=CloudInfiniteJobTrigger(
                 job_id=self.job_id,

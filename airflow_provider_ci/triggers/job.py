@@ -30,8 +30,6 @@ from airflow_provider_ci.hooks.ci import CloudInfiniteHook
 from airflow_provider_ci.polling import Answer, poller_for
 from airflow_provider_ci.waiting import FAILURE, SUCCESS, JobWatch
 
-#: Event statuses; ``execute_complete`` rejects anything else.
-EVENT_STATUSES = ("success", "error", "timeout")
 CANCEL_ON_KILL_TIMEOUT = 20.0
 
 
