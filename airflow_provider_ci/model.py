@@ -65,9 +65,9 @@ class PicProcessJob:
     output_region: str
     template_id: str | None = None
     process_rule: str | None = None
-    is_pic_info: bool | None = None
+    is_pic_info: bool | str | None = None  # "true"/"false" as rendered from a template
     user_data: str | None = None
-    job_level: int | None = None
+    job_level: int | str | None = None  # "0".."2" as rendered from a template
     callback: str | None = None
     callback_format: str | None = None
     callback_type: str | None = None

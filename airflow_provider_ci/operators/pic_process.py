@@ -175,13 +175,13 @@ class CloudInfinitePicProcessOperator(BaseOperator):
             output_object=self.output_object,
             template_id=self.template_id,
             process_rule=self.process_rule,
-            is_pic_info=self.is_pic_info,  # type: ignore[arg-type]  # validated, "true"/"false" allowed
+            is_pic_info=self.is_pic_info,
             bucket=self.bucket,
             region=self.region,
             output_bucket=self.output_bucket,
             output_region=self.output_region,
             user_data=user_data,
-            job_level=self.job_level,  # type: ignore[arg-type]  # validated, "0".."2" allowed
+            job_level=self.job_level,
             callback=self.callback,
             callback_format=self.callback_format,
             callback_type=self.callback_type,
