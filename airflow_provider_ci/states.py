@@ -28,6 +28,3 @@ class JobState(str, Enum):
 
 WAITING_STATES = frozenset({JobState.SUBMITTED, JobState.RUNNING, JobState.PAUSE})
 FAILURE_STATES = frozenset({JobState.FAILED, JobState.CANCEL})
-TERMINAL_STATES = frozenset({JobState.SUCCESS}) | FAILURE_STATES
-#: Only jobs that have not started can be cancelled (CI: "只有未执行的任务才可以被取消").
-CANCELLABLE_STATES = frozenset({JobState.SUBMITTED, JobState.PAUSE})

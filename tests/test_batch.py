@@ -11,23 +11,27 @@ from airflow_provider_ci.batch import Progress, RateLimiter, submit_all
 from airflow_provider_ci.emulator.pytest_plugin import DEFAULT_BUCKET
 from airflow_provider_ci.exceptions import CloudInfiniteError
 from airflow_provider_ci.hooks.ci import CloudInfiniteHook
+from bench.stats import max_in_window
 from tests.support import FAST_RETRY, png
 
 pytestmark = pytest.mark.asyncio
 
 
-def max_in_any_window(times: list[float], window: float = 1.0) -> int:
-    times = sorted(times)
-    best, start = 0, 0
-    for end, t in enumerate(times):
-        while t - times[start] >= window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
+async def test_limiter_never_exceeds_max_qps_in_any_second(ci_emulator, ci_emulator_conn, monkeypatch):
+    """Counted where the limiter acts (each request's send), and every request is shown to pass it.
 
-
-async def test_limiter_never_exceeds_max_qps_in_any_second(ci_emulator, ci_emulator_conn):
+    Arrival times at the emulator add the machine's scheduling jitter, which no client-side
+    limiter controls; bench/ B2 reports the busiest second as the emulator saw it.
+    """
     ci_emulator.put_object(DEFAULT_BUCKET, "input/cat.png", png())
+    sends: list[float] = []
+    real_acquire = RateLimiter.acquire
+
+    async def counted(self):
+        await real_acquire(self)
+        sends.append(asyncio.get_running_loop().time())
+
+    monkeypatch.setattr(RateLimiter, "acquire", counted)
     hook = CloudInfiniteHook(retry=FAST_RETRY, max_qps=40)
     specs = [
         {"input_object": "input/cat.png", "output_object": f"output/rate-{i}.png", "process_rule": "imageMogr2/strip"}
@@ -38,9 +42,8 @@ async def test_limiter_never_exceeds_max_qps_in_any_second(ci_emulator, ci_emula
     await hook.aclose()
     assert all(isinstance(r, dict) for r in results)
     assert len({r["JobId"] for r in results}) == 120
-    arrivals = [r.received for r in ci_emulator.requests if r.method == "POST"]
-    assert len(arrivals) == 120
-    assert max_in_any_window(arrivals) <= 40  # (how close to 40/s it gets is for bench/, not a test)
+    assert len([r for r in ci_emulator.requests if r.method == "POST"]) == len(sends) == 120
+    assert max_in_window(sends, 1.0) <= 40
 
 
 async def test_one_bad_item_does_not_hide_the_others(ci_emulator, ci_emulator_conn):
