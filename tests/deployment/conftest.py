@@ -1,0 +1,83 @@
+"""One real Airflow deployment for the whole ``tests/deployment`` suite, plus the session emulator.
+
+Starting the four components costs ~30 s on two cores, so the suite shares one deployment;
+tests that kill a component start it again. The shutdown test runs last: it stops every
+component by PID, checks that each stopped cleanly, then scans everything left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_ci.emulator import Emulator
+from airflow_provider_ci.emulator.pytest_plugin import CONN_ENV, DEFAULT_BUCKET, DEFAULT_REGION
+from tests.deployment.airflow_deployment import Deployment, wait_for
+from tests.support import png
+
+EXAMPLE_DAGS = ("example_ci_template", "example_ci_rule_then_sensor", "example_ci_fan_out", "example_ci_batch")
+TEST_DAGS = ("e2e_deferred_jobs", "e2e_worker_jobs")
+#: Screenshots and fetched pages, kept as CI artifacts (and scanned for secrets).
+ARTIFACTS = Path(os.environ.get("CI_ARTIFACTS", Path(__file__).parents[2] / "artifacts"))
+
+LAST = ("test_shutdown",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the shutdown-and-scan test after every other test of the deployment."""
+    items.sort(key=lambda item: "tests/deployment" in item.nodeid and item.name.startswith(LAST))
+
+
+@pytest.fixture(scope="session")
+def deployment(ci_emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    connection = ci_emulator.airflow_connection(DEFAULT_BUCKET, DEFAULT_REGION)
+    home = tmp_path_factory.mktemp("airflow-deployment")
+    airflow = Deployment(
+        home=home, dags=Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]), env={CONN_ENV: json.dumps(connection)}
+    )
+    airflow.airflow("db", "migrate")
+    try:
+        airflow.start("api-server", "api-server")
+        airflow.start("scheduler", "scheduler")
+        airflow.start("dag-processor", "dag-processor")
+        airflow.start("triggerer", "triggerer")
+        wait_for("the api-server and scheduler to be healthy", airflow.healthy, timeout=120)
+        airflow.wait_for_dags(EXAMPLE_DAGS + TEST_DAGS)
+        yield airflow
+    finally:
+        airflow.stop_all()
+
+
+@pytest.fixture(autouse=True)
+def one_triggerer(request: pytest.FixtureRequest) -> None:
+    """A test that failed half-way through a triggerer restart must not take the next ones down too."""
+    if "deployment" in request.fixturenames:
+        airflow = request.getfixturevalue("deployment")
+        if not any(name.startswith("triggerer") for name in airflow.components):
+            airflow.start("triggerer", "triggerer")
+
+
+@pytest.fixture
+def emulator(ci_emulator: Emulator) -> Iterator[Emulator]:
+    """The session emulator with no faults and a running queue, before and after the test."""
+    ci_emulator.faults.clear()
+    ci_emulator.resume_queue()
+    yield ci_emulator
+    ci_emulator.faults.clear()
+    ci_emulator.resume_queue()
+
+
+def put_images(emulator: Emulator, prefix: str, count: int) -> list[str]:
+    keys = [f"{prefix}{n}.png" for n in range(count)]
+    for n, key in enumerate(keys):
+        emulator.put_object(DEFAULT_BUCKET, key, png(40 + n, 30))
+    return keys
+
+
+def jobs_for(emulator: Emulator, prefix: str) -> list[dict]:
+    """Jobs in the emulator whose input is under ``prefix``."""
+    return [job for job in emulator.jobs(DEFAULT_BUCKET) if job["Input"]["Object"].startswith(prefix)]

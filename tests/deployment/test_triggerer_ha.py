@@ -1,0 +1,63 @@
+"""Two triggerers at once, as run for high availability: waits spread, survive a lost triggerer.
+
+Each triggerer gets capacity 3 and the run defers 6 tasks, so both must take a share. Then
+one is killed (SIGKILL to it and its children: the host is gone); once its heartbeat is stale
+the other adopts its waits. Every job must be awaited to its end and reported exactly once.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from tests.deployment.airflow_deployment import wait_for
+from tests.deployment.conftest import jobs_for
+from tests.deployment.test_crashes import assert_each_job_once_and_successful, deferred_run
+
+pytestmark = [pytest.mark.deployment, pytest.mark.airflow_e2e]
+
+CAPACITY = 3
+
+
+@pytest.fixture
+def two_triggerers(deployment):
+    """Replace the single triggerer with ``a`` and ``b``; their triggerer job ids; restored after."""
+    deployment.stop("triggerer")
+    ids: list[int] = []
+    for name in ("a", "b"):
+        # Own log-server port each: two triggerers on one host would otherwise collide on it.
+        deployment.start(f"triggerer-{name}", "triggerer", "--capacity", str(CAPACITY), env=_log_port())
+        new = wait_for(f"triggerer {name} to register", lambda: set(deployment.triggerer_jobs()) - {*ids}, 60)
+        ids.append(max(new))
+    yield ids
+    for name in ("triggerer-a", "triggerer-b"):
+        if name in deployment.components:
+            deployment.stop(name)
+    deployment.start("triggerer", "triggerer")
+
+
+def _log_port() -> dict[str, str]:
+    from tests.deployment.airflow_deployment import free_port
+
+    return {"AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port())}
+
+
+def test_waits_spread_over_two_triggerers_and_move_when_one_dies(deployment, emulator, two_triggerers):
+    a, b = two_triggerers
+    run_id = deferred_run(deployment, emulator, "ha/", 2 * CAPACITY)
+    assert Counter(deployment.triggers(run_id).values()) == {a: CAPACITY, b: CAPACITY}
+
+    deployment.kill("triggerer-a")
+    emulator.resume_queue()
+
+    assert deployment.wait_for_run("e2e_deferred_jobs", run_id, timeout=240) == "success"
+    assert len(assert_each_job_once_and_successful(deployment, emulator, "e2e_deferred_jobs", run_id, "ha/")) == 6
+    logs = deployment.trigger_logs("e2e_deferred_jobs", run_id)
+    moved = {index for index, by_triggerer in logs.items() if set(by_triggerer) == {a, b}}
+    assert len(moved) == CAPACITY, {index: sorted(by) for index, by in logs.items()}
+    for index, by_triggerer in logs.items():
+        fired = sum(log.count("Trigger fired event") for log in by_triggerer.values())
+        assert fired == 1, (index, fired)
+        assert "ended Success" in by_triggerer[b]
+    assert len(jobs_for(emulator, "ha/")) == 6
