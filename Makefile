@@ -13,7 +13,7 @@ ifeq ($(UV),)
 UV := $(BIN)/uv
 endif
 
-.PHONY: test check lint typecheck unit floor demo bench clean
+.PHONY: test check lint typecheck unit floor demo bench reliability clean
 
 test: check unit floor
 
@@ -59,3 +59,8 @@ clean:
 # Benchmarks against the local emulator (a few minutes); tables to bench/results/latest.md.
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench
+
+# The fault matrix against the emulator (~2 min); tables to tests/reliability/results/latest.md
+# and the README's reliability section.
+reliability: $(VENV)/.installed
+	$(BIN)/python -m pytest -q -m reliability tests/reliability
