@@ -22,6 +22,7 @@ pytestmark = pytest.mark.airflow_e2e
 DAGS = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
 DAG_IDS = {"example_ci_template", "example_ci_rule_then_sensor", "example_ci_fan_out", "example_ci_batch"}
 FAST = 0.2
+LISTED = "e2e-examples/"
 
 
 def dag_bag(*, serialize: bool = False):
@@ -72,6 +73,9 @@ def inputs(ci_emulator, ci_emulator_conn):
     ci_emulator.put_object(DEFAULT_BUCKET, "input/deer.jpg", _jpeg(64, 48))
     ci_emulator.put_object(DEFAULT_BUCKET, "input/cat.png", png(30, 20))
     ci_emulator.put_object(DEFAULT_BUCKET, "input/notes.txt", b"not an image, not listed")
+    # The listing examples get a prefix of their own: other tests leave images under input/.
+    for key, data in (("deer.jpg", _jpeg(64, 48)), ("cat.png", png(30, 20)), ("notes.txt", b"not an image")):
+        ci_emulator.put_object(DEFAULT_BUCKET, f"{LISTED}{key}", data)
     return ci_emulator
 
 
@@ -85,7 +89,7 @@ def _image(emulator, key: str) -> Image.Image:
     return Image.open(io.BytesIO(emulator.get_object(DEFAULT_BUCKET, key)))
 
 
-def run(dag_id: str, *, deferrable: bool | None = None):
+def run(dag_id: str, *, deferrable: bool | None = None, conf: dict | None = None):
     """dag.test() one example; returns the DagRun and its task instances' states."""
     from airflow.sdk.definitions.mappedoperator import MappedOperator
 
@@ -101,7 +105,7 @@ def run(dag_id: str, *, deferrable: bool | None = None):
                 setattr(task, name, FAST)
         if deferrable is not None and hasattr(task, "deferrable"):
             task.deferrable = deferrable
-    run = dag.test()
+    run = dag.test(run_conf=conf)
     return run, {ti.task_id: ti.state for ti in run.get_task_instances()}
 
 
@@ -151,7 +155,7 @@ def _xcom(run_, task_id: str, key: str):
 
 @pytest.mark.parametrize("deferrable", [False, True])
 def test_fan_out_example(airflow_db, inputs, deferrable):
-    run_, states = run("example_ci_fan_out", deferrable=deferrable)
+    run_, states = run("example_ci_fan_out", deferrable=deferrable, conf={"prefix": LISTED})
     assert run_.state == "success", states
     for key, size in (("output/fan-out/deer.webp", (256, 192)), ("output/fan-out/cat.webp", (256, 171))):
         out = _image(inputs, key)
@@ -160,11 +164,11 @@ def test_fan_out_example(airflow_db, inputs, deferrable):
 
 @pytest.mark.parametrize("deferrable", [False, True])
 def test_batch_example(airflow_db, inputs, deferrable):
-    run_, states = run("example_ci_batch", deferrable=deferrable)
+    run_, states = run("example_ci_batch", deferrable=deferrable, conf={"prefix": LISTED})
     assert run_.state == "success", states
     summary = _xcom(run_, "thumbnails", "return_value")
     assert summary["by_state"] == {"Success": summary["total"]}
-    assert summary["total"] >= 2  # deer.jpg and cat.png; notes.txt is not an image
+    assert summary["total"] == 2  # deer.jpg and cat.png; notes.txt is not an image
     assert _image(inputs, "output/batch/cat.webp").format == "WEBP"
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -34,9 +35,9 @@ import requests
 T = TypeVar("T")
 
 #: The upstream deferral race (apache/airflow#71580, #72716): an executor "success" from the
-#: defer exit lands after the trigger already re-queued the task, and the scheduler fails that
-#: try. Only a retry that follows this exact log line is excused; any other retry is ours.
-DEFERRAL_RACE = "finished with state success, but the task instance's state attribute is queued"
+#: defer exit lands after the trigger already re-queued (or even restarted) the task, and the
+#: scheduler fails that try. Only a retry after this log line for that task is excused.
+DEFERRAL_RACE = re.compile(r"finished with state success, but the task instance's state attribute is (queued|running)")
 TERMINAL_RUN_STATES = {"success", "failed"}
 
 
@@ -200,6 +201,12 @@ class Deployment:
             raise RuntimeError(f"{method} {path} -> {response.status_code}: {response.text[:500]}")
         return response.json() if response.content else None
 
+    def serving(self) -> bool:
+        try:
+            return self._session.get(f"{self.base_url}/api/v2/version", timeout=5).ok
+        except requests.RequestException:
+            return False
+
     def healthy(self) -> bool:
         try:
             health = self._session.get(f"{self.base_url}/api/v2/monitor/health", timeout=5).json()
@@ -266,7 +273,7 @@ class Deployment:
         for ti in self.task_instances(dag_id, run_id):
             if ti["try_number"] > 1:
                 marker = f"task_id={ti['task_id']}"
-                race = [line for line in scheduler_log.splitlines() if DEFERRAL_RACE in line and marker in line]
+                race = [line for line in scheduler_log.splitlines() if DEFERRAL_RACE.search(line) and marker in line]
                 if len(race) < ti["try_number"] - 1:
                     suspects.append(f"{ti['task_id']}[{ti['map_index']}] try {ti['try_number']}")
         return suspects
@@ -288,9 +295,9 @@ class Deployment:
     # -- metadata DB (read-only peeks at what the API does not show) ----------------------------
 
     def triggers(self, run_id: str) -> dict[int, int]:
-        """Trigger id -> the triggerer job running it, for the deferred tasks of ``run_id``."""
+        """Map index -> the triggerer job running its trigger, for the deferred tasks of ``run_id``."""
         rows = self.query(
-            "SELECT t.id, t.triggerer_id FROM task_instance ti JOIN trigger t ON ti.trigger_id = t.id"
+            "SELECT ti.map_index, t.triggerer_id FROM task_instance ti JOIN trigger t ON ti.trigger_id = t.id"
             " WHERE ti.run_id = ? AND t.triggerer_id IS NOT NULL",
             run_id,
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,8 +34,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def deployment(ci_emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    connection = ci_emulator.airflow_connection(DEFAULT_BUCKET, DEFAULT_REGION)
+def sts_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """The deployment's own emulator, with temporary (STS) credentials fresh for this run:
+    a SecretKey and a session token that the shutdown test then looks for everywhere."""
+    with Emulator(
+        tmp_path_factory.mktemp("deployment-emulator"),
+        secret_id="AKIDdeployment" + secrets.token_hex(8),
+        secret_key="deployment-secret-" + secrets.token_urlsafe(24),
+        token="deployment-sts-token-" + secrets.token_urlsafe(32),
+        buckets=[DEFAULT_BUCKET],
+    ) as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="session")
+def deployment(sts_emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    connection = sts_emulator.airflow_connection(DEFAULT_BUCKET, DEFAULT_REGION)
     home = tmp_path_factory.mktemp("airflow-deployment")
     airflow = Deployment(
         home=home, dags=Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]), env={CONN_ENV: json.dumps(connection)}
@@ -62,13 +77,13 @@ def one_triggerer(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.fixture
-def emulator(ci_emulator: Emulator) -> Iterator[Emulator]:
-    """The session emulator with no faults and a running queue, before and after the test."""
-    ci_emulator.faults.clear()
-    ci_emulator.resume_queue()
-    yield ci_emulator
-    ci_emulator.faults.clear()
-    ci_emulator.resume_queue()
+def emulator(sts_emulator: Emulator) -> Iterator[Emulator]:
+    """The deployment's emulator with no faults and a running queue, before and after the test."""
+    sts_emulator.faults.clear()
+    sts_emulator.resume_queue()
+    yield sts_emulator
+    sts_emulator.faults.clear()
+    sts_emulator.resume_queue()
 
 
 def put_images(emulator: Emulator, prefix: str, count: int) -> list[str]:

@@ -30,7 +30,9 @@ def deferred_run(deployment: Deployment, emulator, prefix: str, count: int, dag_
 def assert_each_job_once_and_successful(deployment: Deployment, emulator, dag_id: str, run_id: str, prefix: str):
     tis = deployment.task_instances(dag_id, run_id)
     assert {ti["state"] for ti in tis} == {"success"}, [(ti["task_id"], ti["map_index"], ti["state"]) for ti in tis]
-    assert deployment.unexplained_retries(dag_id, run_id) == []
+    # Changes of the emulator's jobs (submits, cancels), to tell who did what if this fails.
+    writes = [(r.received, r.method, r.path, r.query) for r in emulator.requests if r.method != "GET"]
+    assert deployment.unexplained_retries(dag_id, run_id) == [], writes
     jobs = jobs_for(emulator, prefix)
     inputs = [job["Input"]["Object"] for job in jobs]
     assert len(inputs) == len(set(inputs)), f"duplicate jobs: {sorted(inputs)}"

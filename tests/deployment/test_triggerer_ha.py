@@ -46,7 +46,8 @@ def _log_port() -> dict[str, str]:
 def test_waits_spread_over_two_triggerers_and_move_when_one_dies(deployment, emulator, two_triggerers):
     a, b = two_triggerers
     run_id = deferred_run(deployment, emulator, "ha/", 2 * CAPACITY)
-    assert Counter(deployment.triggers(run_id).values()) == {a: CAPACITY, b: CAPACITY}
+    held = deployment.triggers(run_id)
+    assert Counter(held.values()) == {a: CAPACITY, b: CAPACITY}
 
     deployment.kill("triggerer-a")
     emulator.resume_queue()
@@ -54,10 +55,10 @@ def test_waits_spread_over_two_triggerers_and_move_when_one_dies(deployment, emu
     assert deployment.wait_for_run("e2e_deferred_jobs", run_id, timeout=240) == "success"
     assert len(assert_each_job_once_and_successful(deployment, emulator, "e2e_deferred_jobs", run_id, "ha/")) == 6
     logs = deployment.trigger_logs("e2e_deferred_jobs", run_id)
-    moved = {index for index, by_triggerer in logs.items() if set(by_triggerer) == {a, b}}
-    assert len(moved) == CAPACITY, {index: sorted(by) for index, by in logs.items()}
+    assert sorted(logs) == sorted(held)
     for index, by_triggerer in logs.items():
+        # b finished every wait, a's three too; a's own log lines may be lost with it (SIGKILL).
+        assert "ended Success" in by_triggerer[b], (index, held[index])
         fired = sum(log.count("Trigger fired event") for log in by_triggerer.values())
         assert fired == 1, (index, fired)
-        assert "ended Success" in by_triggerer[b]
     assert len(jobs_for(emulator, "ha/")) == 6
