@@ -29,8 +29,14 @@ LAST = ("test_shutdown",)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the shutdown-and-scan test after every other test of the deployment."""
-    items.sort(key=lambda item: "tests/deployment" in item.nodeid and item.name.startswith(LAST))
+    """Run the shutdown-and-scan test right after the deployment's other tests, so the
+    deployment neither misses a test's leavings nor idles through the rest of the session."""
+    last = [item for item in items if "tests/deployment/" in item.nodeid and item.name.startswith(LAST)]
+    if not last:
+        return
+    rest = [item for item in items if item not in last]
+    end = max(i for i, item in enumerate(rest) if "tests/deployment/" in item.nodeid) + 1
+    items[:] = rest[:end] + last + rest[end:]
 
 
 @pytest.fixture(scope="session")

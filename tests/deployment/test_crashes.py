@@ -23,8 +23,15 @@ def deferred_run(deployment: Deployment, emulator, prefix: str, count: int, dag_
     emulator.pause_queue()
     run_id = deployment.trigger(dag_id, {"prefix": prefix, "count": count})
     deployment.wait_for_states(dag_id, run_id, {"deferred"}, count)
-    wait_for(f"{count} triggers running", lambda: len(deployment.triggers(run_id)) == count, timeout=60)
+    wait_for(f"{count} waits polling in a triggerer", lambda: _all_polling(deployment, dag_id, run_id, count), 60)
     return run_id
+
+
+def _all_polling(deployment: Deployment, dag_id: str, run_id: str, count: int) -> bool:
+    """Every task's trigger is assigned and has seen its job waiting (not merely been assigned)."""
+    logs = deployment.trigger_logs(dag_id, run_id)
+    polling = [i for i, by in logs.items() if any(" is Pause" in log for log in by.values())]
+    return len(polling) == count and len(deployment.triggers(run_id)) == count
 
 
 def assert_each_job_once_and_successful(deployment: Deployment, emulator, dag_id: str, run_id: str, prefix: str):
