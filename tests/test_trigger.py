@@ -184,6 +184,40 @@ async def test_on_kill_without_cancel_on_kill_sends_nothing(hook, ci_emulator):
     assert ci_emulator.requests == []
 
 
+def _in_triggerer(job_id: str, monkeypatch, answer) -> CloudInfiniteJobTrigger:
+    """The trigger as a triggerer runs it: with its task instance, and the task's state readable
+    through the supervisor (``answer`` stands in for that call: a count, or an exception)."""
+    from types import SimpleNamespace
+
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    def get_ti_count(**query):
+        assert query["states"] == ["deferred"] and query["task_ids"] == ["process"] and query["map_index"] == 2
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(RuntimeTaskInstance, "get_ti_count", staticmethod(get_ti_count))
+    waiting = trigger(job_id)
+    waiting.task_instance = SimpleNamespace(dag_id="d", task_id="process", run_id="r", map_index=2, try_number=1)
+    return waiting
+
+
+@pytest.mark.parametrize(
+    ("deferred_count", "cancelled"),
+    [(0, True), (1, False), (RuntimeError("no supervisor"), False)],
+    ids=["task-failed-or-cleared", "moved-to-another-triggerer", "state-unknown"],
+)
+async def test_on_kill_cancels_only_when_the_task_is_no_longer_deferred(
+    hook, ci_emulator, monkeypatch, deferred_count, cancelled
+):
+    """Airflow 3.3 calls on_kill also when a trigger moves to another triggerer; that wait must go on."""
+    ci_emulator.pause_queue()
+    job_id = await submit(hook)
+    await _in_triggerer(job_id, monkeypatch, deferred_count).on_kill()
+    assert ((await hook.aget_job(job_id))["State"] == "Cancel") is cancelled
+
+
 async def test_on_kill_swallows_errors(hook, ci_emulator, caplog, capsys):
     job_id = await submit(hook)
     ci_emulator.faults.add("status", status=500, count=100)

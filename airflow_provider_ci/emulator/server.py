@@ -92,7 +92,17 @@ async def handle(request: web.Request) -> web.StreamResponse:
 
     def record(status: int | None) -> None:
         state.record(
-            RequestRecord(request.method, host, request.path, dict(request.query), status, route, kind, received)
+            RequestRecord(
+                request.method,
+                host,
+                request.path,
+                dict(request.query),
+                status,
+                route,
+                kind,
+                received,
+                request.headers.get("User-Agent", ""),
+            )
         )
 
     if kind == "reset_before":

@@ -28,7 +28,8 @@ REQUEST_LOG_SIZE = 100_000
 class RequestRecord:
     """One request as the emulator saw it. ``status`` is ``None`` when the connection was
     aborted by a ``reset_before``/``reset_after`` fault (no answer was sent); ``fault`` names
-    the fault that applied, if any; ``received`` is when it arrived (``time.time()``)."""
+    the fault that applied, if any; ``received`` is when it arrived (``time.time()``);
+    ``user_agent`` tells which client sent it (who cancelled that job?)."""
 
     method: str
     host: str
@@ -38,6 +39,7 @@ class RequestRecord:
     route: str
     fault: str | None = None
     received: float = 0.0
+    user_agent: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

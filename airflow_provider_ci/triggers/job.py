@@ -123,8 +123,15 @@ class CloudInfiniteJobTrigger(BaseTrigger):
         return None if self.end_time is None else max(0.0, self.end_time - time.time())
 
     async def on_kill(self) -> None:
-        """Cancel the job when a user fails or clears the deferred task (Airflow 3.3+); best effort."""
-        if not self.cancel_on_kill:
+        """Cancel the job when a user fails or clears the deferred task (Airflow 3.3+); best effort.
+
+        Airflow 3.3 also calls this when the trigger moves to another triggerer (one that saw
+        this one's heartbeat go stale reassigns it, and this one then drops it), so the task
+        instance's state decides: while it is still deferred, another triggerer waits for this
+        job and it must live. When the state cannot be read, the job is left alone too: a job
+        left running costs one job, a wrong cancel fails a task someone is waiting for.
+        """
+        if not self.cancel_on_kill or await self._task_still_deferred():
             return
         hook = self._hook()
         try:
@@ -136,3 +143,27 @@ class CloudInfiniteJobTrigger(BaseTrigger):
             self.log.warning("Could not cancel CI job %s (only jobs not yet started can be): %s", self.job_id, exc)
         finally:
             await hook.aclose()
+
+    async def _task_still_deferred(self) -> bool:
+        ti = self.task_instance
+        if ti is None:  # not run by a triggerer (a test, or a direct call): nothing to ask
+            return False
+        try:
+            from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+            from asgiref.sync import sync_to_async
+
+            waiting = await sync_to_async(RuntimeTaskInstance.get_ti_count)(
+                dag_id=ti.dag_id,
+                map_index=ti.map_index,
+                task_ids=[ti.task_id],
+                run_ids=[ti.run_id],
+                states=["deferred"],
+            )
+        except Exception as exc:
+            self.log.warning("Not cancelling CI job %s: could not read its task's state: %s", self.job_id, exc)
+            return True
+        if waiting:
+            self.log.info(
+                "Not cancelling CI job %s: its task is still deferred (moved to another triggerer)", self.job_id
+            )
+        return bool(waiting)

@@ -38,7 +38,7 @@ def assert_each_job_once_and_successful(deployment: Deployment, emulator, dag_id
     tis = deployment.task_instances(dag_id, run_id)
     assert {ti["state"] for ti in tis} == {"success"}, [(ti["task_id"], ti["map_index"], ti["state"]) for ti in tis]
     # Changes of the emulator's jobs (submits, cancels), to tell who did what if this fails.
-    writes = [(r.received, r.method, r.path, r.query) for r in emulator.requests if r.method != "GET"]
+    writes = [(r.received, r.method, r.path, r.query, r.user_agent) for r in emulator.requests if r.method != "GET"]
     assert deployment.unexplained_retries(dag_id, run_id) == [], writes
     jobs = jobs_for(emulator, prefix)
     inputs = [job["Input"]["Object"] for job in jobs]
