@@ -31,6 +31,8 @@ from airflow_provider_ci.polling import Answer, poller_for
 from airflow_provider_ci.waiting import FAILURE, SUCCESS, JobWatch
 
 CANCEL_ON_KILL_TIMEOUT = 20.0
+#: Shielded on_kill work still running; a strong reference, as the event loop keeps only weak ones.
+_UNFINISHED: set[asyncio.Future[None]] = set()
 
 
 class CloudInfiniteJobTrigger(BaseTrigger):
@@ -130,8 +132,18 @@ class CloudInfiniteJobTrigger(BaseTrigger):
         instance's state decides: while it is still deferred, another triggerer waits for this
         job and it must live. When the state cannot be read, the job is left alone too: a job
         left running costs one job, a wrong cancel fails a task someone is waiting for.
+        The triggerer may cancel this call again while it runs (it re-sends the drop each
+        round), so the work runs shielded and finishes regardless.
         """
-        if not self.cancel_on_kill or await self._task_still_deferred():
+        if not self.cancel_on_kill:
+            return
+        work = asyncio.ensure_future(self._cancel_unless_still_deferred())
+        _UNFINISHED.add(work)
+        work.add_done_callback(_UNFINISHED.discard)
+        await asyncio.shield(work)
+
+    async def _cancel_unless_still_deferred(self) -> None:
+        if await self._task_still_deferred():
             return
         hook = self._hook()
         try:
@@ -152,13 +164,14 @@ class CloudInfiniteJobTrigger(BaseTrigger):
             from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
             from asgiref.sync import sync_to_async
 
-            waiting = await sync_to_async(RuntimeTaskInstance.get_ti_count)(
+            count = sync_to_async(RuntimeTaskInstance.get_ti_count)(
                 dag_id=ti.dag_id,
                 map_index=ti.map_index,
                 task_ids=[ti.task_id],
                 run_ids=[ti.run_id],
                 states=["deferred"],
             )
+            waiting = await asyncio.wait_for(count, CANCEL_ON_KILL_TIMEOUT)
         except Exception as exc:
             self.log.warning("Not cancelling CI job %s: could not read its task's state: %s", self.job_id, exc)
             return True

@@ -109,9 +109,10 @@ class Deployment:
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             # Operators defer unless a DAG says otherwise, as many production deployments set it.
             "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True",
-            # Short enough for a test to see a dead triggerer's work move in seconds, not minutes.
+            # A dead triggerer's work moves in seconds, not minutes; not shorter, as a live
+            # triggerer's heartbeat was measured to stall for 8 s here (a false failover).
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
-            "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "8",
+            "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "20",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "PYTHONUNBUFFERED": "1",
