@@ -177,6 +177,18 @@ class Deployment:
         self.stopped.append(component)
         return component
 
+    def freeze(self, name: str) -> list[psutil.Process]:
+        """SIGSTOP the component and its children: alive, but silent (a stalled host or VM)."""
+        component = self.components[name]
+        group = [psutil.Process(component.pid), *_children(component.pid)]
+        for process in group:
+            process.suspend()
+        return group
+
+    def thaw(self, group: list[psutil.Process]) -> None:
+        for process in group:
+            process.resume()
+
     def stop_all(self) -> list[str]:
         """Stop every component, api-server last; the names of those that needed SIGKILL."""
         order = sorted(self.components, key=lambda name: name == "api-server")

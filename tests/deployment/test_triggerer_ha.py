@@ -62,3 +62,45 @@ def test_waits_spread_over_two_triggerers_and_move_when_one_dies(deployment, emu
         fired = sum(log.count("Trigger fired event") for log in by_triggerer.values())
         assert fired == 1, (index, fired)
     assert len(jobs_for(emulator, "ha/")) == 6
+
+
+@pytest.fixture
+def triggerer_a(deployment):
+    """Only triggerer ``a`` running (a second one is the test's to start); restored after."""
+    deployment.stop("triggerer")
+    deployment.start("triggerer-a", "triggerer", env=_log_port())
+    yield wait_for(
+        "triggerer a to register", lambda: deployment.triggerer_jobs() and max(deployment.triggerer_jobs()), 60
+    )
+    for name in ("triggerer-a", "triggerer-b"):
+        if name in deployment.components:
+            deployment.stop(name)
+    deployment.start("triggerer", "triggerer")
+
+
+def test_a_frozen_triggerer_that_loses_its_waits_leaves_their_jobs_alone(deployment, emulator, triggerer_a):
+    """Airflow 3.3 calls on_kill on a trigger its triggerer drops after a failover; the task is
+    still deferred (another triggerer waits), so the job must not be cancelled."""
+    a = triggerer_a
+    run_id = deferred_run(deployment, emulator, "freeze/", 3)
+    assert set(deployment.triggers(run_id).values()) == {a}
+    deployment.start("triggerer-b", "triggerer", env=_log_port())
+    b = wait_for("triggerer b to register", lambda: max(set(deployment.triggerer_jobs()) - {a}, default=None), 60)
+
+    frozen = deployment.freeze("triggerer-a")  # heartbeat stops; b adopts the waits
+    wait_for("b to adopt every wait", lambda: set(deployment.triggers(run_id).values()) == {b}, timeout=90)
+    deployment.thaw(frozen)  # a finds its waits gone and drops them: on_kill
+    decided = ("Not cancelling", "Cancelled CI job", "Could not cancel")
+    wait_for("a to drop all three waits and decide", lambda: _count(deployment, run_id, a, decided) == 3, timeout=90)
+    assert _count(deployment, run_id, a, ("invoking on_kill",)) == 3
+    assert {job["State"] for job in jobs_for(emulator, "freeze/")} == {"Pause"}
+    emulator.resume_queue()
+
+    assert deployment.wait_for_run("e2e_deferred_jobs", run_id) == "success"
+    assert len(assert_each_job_once_and_successful(deployment, emulator, "e2e_deferred_jobs", run_id, "freeze/")) == 3
+
+
+def _count(deployment, run_id: str, triggerer: int, texts: tuple[str, ...]) -> int:
+    """How many of the run's waits have one of ``texts`` in ``triggerer``'s log of them."""
+    logs = deployment.trigger_logs("e2e_deferred_jobs", run_id).values()
+    return sum(any(text in by.get(triggerer, "") for text in texts) for by in logs)
