@@ -11,7 +11,7 @@ from collections import Counter
 
 import pytest
 
-from tests.deployment.airflow_deployment import wait_for
+from tests.deployment.airflow_deployment import free_port, wait_for
 from tests.deployment.conftest import jobs_for
 from tests.deployment.test_crashes import assert_each_job_once_and_successful, deferred_run
 
@@ -24,23 +24,25 @@ CAPACITY = 3
 def two_triggerers(deployment):
     """Replace the single triggerer with ``a`` and ``b``; their triggerer job ids; restored after."""
     deployment.stop("triggerer")
-    ids: list[int] = []
-    for name in ("a", "b"):
-        # Own log-server port each: two triggerers on one host would otherwise collide on it.
-        deployment.start(f"triggerer-{name}", "triggerer", "--capacity", str(CAPACITY), env=_log_port())
-        new = wait_for(f"triggerer {name} to register", lambda: set(deployment.triggerer_jobs()) - {*ids}, 60)
-        ids.append(max(new))
-    yield ids
+    yield [start_triggerer(deployment, name, "--capacity", str(CAPACITY)) for name in ("a", "b")]
     for name in ("triggerer-a", "triggerer-b"):
         if name in deployment.components:
             deployment.stop(name)
     deployment.start("triggerer", "triggerer")
 
 
-def _log_port() -> dict[str, str]:
-    from tests.deployment.airflow_deployment import free_port
+def start_triggerer(deployment, name: str, *args: str) -> int:
+    """Start ``triggerer-<name>``; its triggerer job id once it has registered.
 
-    return {"AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port())}
+    New ids only: a SIGKILLed triggerer's job stays "running" in the DB. Each gets its own
+    log-server port, as two triggerers on one host would otherwise collide on it.
+    """
+    known = set(deployment.triggerer_jobs())
+    port = {"AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port())}
+    deployment.start(f"triggerer-{name}", "triggerer", *args, env=port)
+    return wait_for(
+        f"triggerer {name} to register", lambda: max(set(deployment.triggerer_jobs()) - known, default=0), 60
+    )
 
 
 def test_waits_spread_over_two_triggerers_and_move_when_one_dies(deployment, emulator, two_triggerers):
@@ -68,10 +70,7 @@ def test_waits_spread_over_two_triggerers_and_move_when_one_dies(deployment, emu
 def triggerer_a(deployment):
     """Only triggerer ``a`` running (a second one is the test's to start); restored after."""
     deployment.stop("triggerer")
-    deployment.start("triggerer-a", "triggerer", env=_log_port())
-    yield wait_for(
-        "triggerer a to register", lambda: deployment.triggerer_jobs() and max(deployment.triggerer_jobs()), 60
-    )
+    yield start_triggerer(deployment, "a")
     for name in ("triggerer-a", "triggerer-b"):
         if name in deployment.components:
             deployment.stop(name)
@@ -84,8 +83,7 @@ def test_a_frozen_triggerer_that_loses_its_waits_leaves_their_jobs_alone(deploym
     a = triggerer_a
     run_id = deferred_run(deployment, emulator, "freeze/", 3)
     assert set(deployment.triggers(run_id).values()) == {a}
-    deployment.start("triggerer-b", "triggerer", env=_log_port())
-    b = wait_for("triggerer b to register", lambda: max(set(deployment.triggerer_jobs()) - {a}, default=None), 60)
+    b = start_triggerer(deployment, "b")
 
     frozen = deployment.freeze("triggerer-a")  # heartbeat stops; b adopts the waits
     wait_for("b to adopt every wait", lambda: set(deployment.triggers(run_id).values()) == {b}, timeout=90)
