@@ -19,7 +19,10 @@ def test_examples_run_through_the_rest_api_and_defer_to_the_triggerer(deployment
     emulator.put_object(DEFAULT_BUCKET, "input/cat.png", png(30, 20))
     put_images(emulator, "deploy-fan-out/", 3)
     conf = {"example_ci_fan_out": {"prefix": "deploy-fan-out/"}, "example_ci_batch": {"prefix": "deploy-fan-out/"}}
+    emulator.pause_queue()  # so every wait is still open when its task checks, and defers
     runs = {dag_id: deployment.trigger(dag_id, conf.get(dag_id)) for dag_id in EXAMPLE_DAGS}
+    deployment.wait_for_states("example_ci_fan_out", runs["example_ci_fan_out"], {"deferred"}, 3)
+    emulator.resume_queue()
 
     states = {dag_id: deployment.wait_for_run(dag_id, run_id) for dag_id, run_id in runs.items()}
 
