@@ -109,6 +109,10 @@ class Deployment:
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             # Operators defer unless a DAG says otherwise, as many production deployments set it.
             "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True",
+            # One retry by default (the example DAGs set none) against the upstream deferral
+            # race; unexplained_retries() fails any retry that race does not account for.
+            "AIRFLOW__CORE__DEFAULT_TASK_RETRIES": "1",
+            "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1",
             # A dead triggerer's work moves in seconds, not minutes; not shorter, as a live
             # triggerer's heartbeat was measured to stall for 8 s here (a false failover).
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
