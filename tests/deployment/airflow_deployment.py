@@ -289,7 +289,9 @@ class Deployment:
         suspects = []
         for ti in self.task_instances(dag_id, run_id):
             if ti["try_number"] > 1:
-                marker = f"task_id={ti['task_id']}"
+                # The scheduler names the task as <TaskInstance: dag.task run [map_index=n ][state]>.
+                mapped = f" map_index={ti['map_index']} [" if ti["map_index"] >= 0 else " ["
+                marker = f"{dag_id}.{ti['task_id']} {run_id}{mapped}"
                 race = [line for line in scheduler_log.splitlines() if DEFERRAL_RACE.search(line) and marker in line]
                 if len(race) < ti["try_number"] - 1:
                     suspects.append(f"{ti['task_id']}[{ti['map_index']}] try {ti['try_number']}")
