@@ -22,6 +22,12 @@ def png(width: int = 8, height: int = 6, colour: tuple[int, int, int] = (200, 30
     return buffer.getvalue()
 
 
+def jpeg(width: int, height: int, colour: tuple[int, int, int] = (30, 120, 200)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), colour).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
 def on_loop_forbidden(cls: type, name: str) -> Callable[..., Any]:
     """``cls.name``, made to fail when called on an event loop's thread (a worker thread is fine).
 

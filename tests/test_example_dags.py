@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from airflow_provider_ci.emulator.pytest_plugin import DEFAULT_BUCKET
-from tests.support import png
+from tests.support import jpeg, png
 
 pytestmark = pytest.mark.airflow_e2e
 
@@ -70,19 +70,13 @@ def test_examples_parse_with_no_connection_lookup_and_at_most_one_query(airflow_
 
 @pytest.fixture
 def inputs(ci_emulator, ci_emulator_conn):
-    ci_emulator.put_object(DEFAULT_BUCKET, "input/deer.jpg", _jpeg(64, 48))
+    ci_emulator.put_object(DEFAULT_BUCKET, "input/deer.jpg", jpeg(64, 48))
     ci_emulator.put_object(DEFAULT_BUCKET, "input/cat.png", png(30, 20))
     ci_emulator.put_object(DEFAULT_BUCKET, "input/notes.txt", b"not an image, not listed")
     # The listing examples get a prefix of their own: other tests leave images under input/.
-    for key, data in (("deer.jpg", _jpeg(64, 48)), ("cat.png", png(30, 20)), ("notes.txt", b"not an image")):
+    for key, data in (("deer.jpg", jpeg(64, 48)), ("cat.png", png(30, 20)), ("notes.txt", b"not an image")):
         ci_emulator.put_object(DEFAULT_BUCKET, f"{LISTED}{key}", data)
     return ci_emulator
-
-
-def _jpeg(width: int, height: int) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), (30, 120, 200)).save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
 
 
 def _image(emulator, key: str) -> Image.Image:

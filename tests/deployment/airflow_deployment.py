@@ -153,9 +153,9 @@ class Deployment:
         return self.components[name]
 
     def stop(self, name: str, *, sig: int = signal.SIGTERM, timeout: float = 30) -> Component:
-        """Signal component ``name`` by PID; after ``timeout`` s, SIGKILL its whole process group."""
+        """Signal component ``name`` by PID; after ``timeout`` s, SIGKILL it and what it forked."""
         component = self.components.pop(name)
-        group: list[Any] = [component.process, *_children(component.pid)]
+        children = _tree(component.pid)[1:]
         try:
             os.kill(component.pid, sig)
             component.process.wait(timeout=timeout)
@@ -164,11 +164,11 @@ class Deployment:
         except subprocess.TimeoutExpired:
             component.hard_stopped = True
         # Task runners and log servers the component forked must not outlive it.
-        leftovers = [p for p in group if isinstance(p, psutil.Process) and p.is_running()]
+        leftovers = [p for p in children if p.is_running()]
         component.hard_stopped |= bool(leftovers)
         _kill_all(leftovers)
         if component.alive():
-            _kill_all([psutil.Process(component.pid)])
+            _kill_all(_tree(component.pid))
             component.process.wait(timeout=10)
         self.stopped.append(component)
         return component
@@ -176,15 +176,14 @@ class Deployment:
     def kill(self, name: str) -> Component:
         """A crash, as when its container or host dies: SIGKILL to the component and all it forked."""
         component = self.components.pop(name)
-        _kill_all([psutil.Process(component.pid), *_children(component.pid)])
+        _kill_all(_tree(component.pid))
         component.process.wait(timeout=10)
         self.stopped.append(component)
         return component
 
     def freeze(self, name: str) -> list[psutil.Process]:
         """SIGSTOP the component and its children: alive, but silent (a stalled host or VM)."""
-        component = self.components[name]
-        group = [psutil.Process(component.pid), *_children(component.pid)]
+        group = _tree(self.components[name].pid)
         for process in group:
             process.suspend()
         return group
@@ -217,12 +216,6 @@ class Deployment:
         if response.status_code >= 400:
             raise RuntimeError(f"{method} {path} -> {response.status_code}: {response.text[:500]}")
         return response.json() if response.content else None
-
-    def serving(self) -> bool:
-        try:
-            return self._session.get(f"{self.base_url}/api/v2/version", timeout=5).ok
-        except requests.RequestException:
-            return False
 
     def healthy(self) -> bool:
         try:
@@ -342,9 +335,11 @@ def _fernet_key() -> str:
     return Fernet.generate_key().decode()
 
 
-def _children(pid: int) -> list[psutil.Process]:
+def _tree(pid: int) -> list[psutil.Process]:
+    """The process and everything it forked, parent first; empty once it is gone."""
     try:
-        return psutil.Process(pid).children(recursive=True)
+        process = psutil.Process(pid)
+        return [process, *process.children(recursive=True)]
     except psutil.NoSuchProcess:
         return []
 

@@ -19,8 +19,9 @@ from airflow_provider_ci.emulator import Emulator
 from airflow_provider_ci.emulator.pytest_plugin import CONN_ENV, DEFAULT_BUCKET, DEFAULT_REGION
 from tests.deployment.airflow_deployment import Deployment, wait_for
 from tests.support import png
+from tests.test_example_dags import DAG_IDS
 
-EXAMPLE_DAGS = ("example_ci_template", "example_ci_rule_then_sensor", "example_ci_fan_out", "example_ci_batch")
+EXAMPLE_DAGS = tuple(sorted(DAG_IDS))
 TEST_DAGS = ("e2e_deferred_jobs", "e2e_worker_jobs")
 #: Screenshots and fetched pages, kept as CI artifacts (and scanned for secrets).
 ARTIFACTS = Path(os.environ.get("CI_ARTIFACTS", Path(__file__).parents[2] / "artifacts"))

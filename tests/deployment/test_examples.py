@@ -9,13 +9,13 @@ from PIL import Image
 
 from airflow_provider_ci.emulator.pytest_plugin import DEFAULT_BUCKET
 from tests.deployment.conftest import EXAMPLE_DAGS, put_images
-from tests.support import png
+from tests.support import jpeg, png
 
 pytestmark = [pytest.mark.deployment, pytest.mark.airflow_e2e]
 
 
 def test_examples_run_through_the_rest_api_and_defer_to_the_triggerer(deployment, emulator):
-    emulator.put_object(DEFAULT_BUCKET, "input/deer.jpg", _jpeg(64, 48))
+    emulator.put_object(DEFAULT_BUCKET, "input/deer.jpg", jpeg(64, 48))
     emulator.put_object(DEFAULT_BUCKET, "input/cat.png", png(30, 20))
     put_images(emulator, "deploy-fan-out/", 3)
     conf = {"example_ci_fan_out": {"prefix": "deploy-fan-out/"}, "example_ci_batch": {"prefix": "deploy-fan-out/"}}
@@ -43,9 +43,3 @@ def test_examples_run_through_the_rest_api_and_defer_to_the_triggerer(deployment
     for by_triggerer in waits.values():
         (log,) = by_triggerer.values()
         assert "ended Success" in log and log.count("Trigger fired event") == 1
-
-
-def _jpeg(width: int, height: int) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), (30, 120, 200)).save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
