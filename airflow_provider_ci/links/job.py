@@ -1,4 +1,4 @@
-"""CloudInfiniteJobLink: the "Tencent CI Job" button on a task, opening the job in the CI console.
+"""CloudInfiniteJobLink: the "Tencent CI Job" button on a task, opening the job's bucket in the CI console.
 
 In Airflow 3 links are computed on the worker and stored in XCom, so the operator persists
 the job's coordinates right after submitting, before any wait: the link works while the task
@@ -16,14 +16,15 @@ if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Context
     from airflow.sdk.types import TaskInstanceKey
 
-#: The CI console's job page for a bucket. The exact query the console uses to open one job is
-#: not documented publicly (UNCONFIRMED); this one opens the bucket's job center.
+#: The CI console's documented page for a bucket. No public documentation names a query that
+#: opens one job, so none is guessed: the job itself is shown by the "Tencent CI" tab of the
+#: task instance (``airflow_provider_ci.plugins``), which also links here.
 CONSOLE_URL = "https://console.cloud.tencent.com/ci/bucket"
 
 
-def console_url(job_id: str, bucket: str, region: str) -> str:
-    query = {"bucket": bucket, "region": region, "type": "jobmanage", "jobId": job_id}
-    return f"{CONSOLE_URL}?{urlencode(query)}"
+def console_url(bucket: str, region: str) -> str:
+    """The console page of ``bucket`` in ``region`` (only the documented ``bucket`` and ``region`` parameters)."""
+    return f"{CONSOLE_URL}?{urlencode({'bucket': bucket, 'region': region})}"
 
 
 class CloudInfiniteJobLink(BaseOperatorLink):
@@ -39,6 +40,6 @@ class CloudInfiniteJobLink(BaseOperatorLink):
 
         try:
             value: Any = XCom.get_value(key=self.key, ti_key=ti_key)
-            return console_url(value["job_id"], value["bucket"], value["region"]) if value else ""
+            return console_url(value["bucket"], value["region"]) if value else ""
         except Exception:  # a link must never fail a task
             return ""

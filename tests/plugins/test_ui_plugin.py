@@ -8,6 +8,7 @@ its ``airflow.plugins`` entry point; users and tokens come from the configured a
 from __future__ import annotations
 
 import io
+import re
 from importlib.metadata import entry_points
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -252,3 +253,22 @@ def test_an_object_that_is_not_an_image_is_415_not_a_crash():
     with pytest.raises(thumbnails.PreviewError) as caught:
         thumbnails.shrink(b"not an image")
     assert caught.value.status == 415
+
+
+def test_no_secret_signature_or_authorization_in_any_page_url_header_or_log(client, ui_runs, caplog):
+    caplog.set_level("DEBUG")
+    secret = ui_runs.emulator.secret_key
+    seen: list[str] = []
+    for task_id in ("process", "watch", "fails", "batch"):
+        for route in ("page", "json"):
+            response = client.get(routes(ui_runs, task_id=task_id)[route], headers=bearer())
+            seen += [response.text, str(response.headers)]
+        for job in client.get(routes(ui_runs, task_id=task_id)["json"], headers=bearer()).json()["jobs"]:
+            for url in filter(None, (job["input_preview_url"], job["output_preview_url"])):
+                response = client.get(url, headers=bearer())
+                seen += [url, str(response.headers)]
+    assert len(cos_reads(ui_runs)) >= 6  # the thumbnails were really read from COS
+    seen.append(caplog.text)
+    for text in seen:
+        assert secret not in text
+        assert not re.search(r"q-signature=[0-9a-fA-F]", text)  # cos-python-sdk-v5's DEBUG lines are redacted
