@@ -132,9 +132,13 @@ def preview_urls(request: Request, record: records.TaskRecord) -> views.PreviewU
     return url
 
 
-def _record(dag_id: str, run_id: str, task_id: str, map_index: int) -> records.TaskRecord:
+def _map_index(value: str) -> int:
+    return -1 if value == UNMAPPED else int(value)
+
+
+def _record(dag_id: str, run_id: str, task_id: str, map_index: str) -> records.TaskRecord:
     try:
-        record = records.load(dag_id, run_id, task_id, map_index)
+        record = records.load(dag_id, run_id, task_id, _map_index(map_index))
     except records.NoSuchTaskInstance:
         raise HTTPException(404, "No such task instance") from None
     if not record.jobs:
@@ -151,7 +155,9 @@ def _data(
     return views.single(record, urls)
 
 
-MapIndex = Query(-1, ge=-1, description="The task instance's map index (-1 when not mapped)")
+#: The UI leaves ``{MAP_INDEX}`` unreplaced on the page of a task that is not mapped (Airflow 3.3).
+UNMAPPED = "{MAP_INDEX}"
+MapIndex = Query("-1", pattern=r"^(-1|\d{1,9}|\{MAP_INDEX\})$", description="The map index; -1 when not mapped")
 Page = Query(1, ge=1, le=1_000_000)
 PerPage = Query(views.PER_PAGE, ge=1, le=views.MAX_PER_PAGE)
 StateFilter = Query(None, max_length=32, pattern=r"^[A-Za-z]*$")
@@ -179,7 +185,7 @@ def create_app() -> FastAPI:
         dag_id: str,
         run_id: str,
         task_id: str,
-        map_index: int = MapIndex,
+        map_index: str = MapIndex,
         page: int = Page,
         per_page: int = PerPage,
         state: str | None = StateFilter,
@@ -192,7 +198,13 @@ def create_app() -> FastAPI:
         here = f"{_base(request)}/task-instances/{_ti_path(dag_id, run_id, task_id)}"
 
         def link(**changes: Any) -> str:
-            params = {"map_index": map_index, "per_page": per_page, "state": state or "", "q": q or "", "page": 1}
+            params = {
+                "map_index": _map_index(map_index),
+                "per_page": per_page,
+                "state": state or "",
+                "q": q or "",
+                "page": 1,
+            }
             params.update(changes)
             return f"{here}?{urlencode({k: v for k, v in params.items() if v not in ('', None)})}"
 
@@ -205,7 +217,7 @@ def create_app() -> FastAPI:
         dag_id: str,
         run_id: str,
         task_id: str,
-        map_index: int = MapIndex,
+        map_index: str = MapIndex,
         page: int = Page,
         per_page: int = PerPage,
         state: str | None = StateFilter,
@@ -222,7 +234,7 @@ def create_app() -> FastAPI:
         task_id: str,
         job_id: str = Query(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9]+$"),
         key: str = Query(..., min_length=1, max_length=1024),
-        map_index: int = MapIndex,
+        map_index: str = MapIndex,
     ) -> Response:
         """A preview of one input or output object of one of this task instance's jobs."""
         why = thumbnails.refusal(key)

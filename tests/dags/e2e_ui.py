@@ -2,10 +2,12 @@
 
 Needs: the CI emulator behind ``tencent_ci_default`` with images at ``ui/deer.jpg``,
 ``ui/cat.png`` and ``ui/batch/<n>.png`` (n < 3); ``ui/missing.jpg`` must not exist, so one job
-fails with a Code and Message. No retries: each task instance has exactly its own jobs.
+fails with a Code and Message (its retry fails the same way).
 """
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import pendulum
 from airflow.sdk import dag, task
@@ -27,7 +29,12 @@ def no_ci_job() -> str:
     return "this task runs no CI job"
 
 
-@dag(schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False, tags=["test"])
+#: One retry, only for the upstream deferral race the deployment suite tolerates (see e2e_deployment.py).
+RETRIES = {"retries": 1, "retry_delay": timedelta(seconds=1)}
+
+
+@dag(schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False, tags=["test"],
+     default_args=RETRIES)  # fmt: skip
 def e2e_ui_jobs():
     """A job that succeeds and its sensor, a job that fails, a batch with one failure, a task with no job."""
     ok = CloudInfinitePicProcessOperator(
@@ -46,7 +53,8 @@ def e2e_ui_jobs():
     no_ci_job()
 
 
-@dag(schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False, tags=["test"])
+@dag(schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False, tags=["test"],
+     default_args=RETRIES)  # fmt: skip
 def e2e_ui_other():
     """A second DAG, for DAG-level access: a user may read this one and not the other."""
     CloudInfinitePicProcessOperator(

@@ -272,3 +272,10 @@ def test_no_secret_signature_or_authorization_in_any_page_url_header_or_log(clie
     for text in seen:
         assert secret not in text
         assert not re.search(r"q-signature=[0-9a-fA-F]", text)  # cos-python-sdk-v5's DEBUG lines are redacted
+
+
+def test_the_unreplaced_map_index_placeholder_of_an_unmapped_task_page_means_minus_one(client, ui_runs):
+    """Airflow 3.3's UI leaves ``{MAP_INDEX}`` in the href on the page of a task that is not mapped."""
+    url = routes(ui_runs)["page"].replace("map_index=-1", "map_index={MAP_INDEX}")
+    assert client.get(url, headers=bearer()).status_code == 200
+    assert client.get(url.replace("{MAP_INDEX}", "{DAG_ID}"), headers=bearer()).status_code == 422
