@@ -17,6 +17,7 @@ from typing import Any
 
 from airflow_provider_ci.exceptions import CloudInfiniteError, CloudInfiniteJobNotFoundError
 from airflow_provider_ci.hooks.ci import CloudInfiniteHook
+from airflow_provider_ci.links.job import console_url
 from airflow_provider_ci.model import output_info
 from airflow_provider_ci.plugins.records import WAITING_STATES, RecordedJob, TaskRecord
 from airflow_provider_ci.transport import RetryPolicy
@@ -168,6 +169,8 @@ def single(record: TaskRecord, preview_url: PreviewUrl, hook: CloudInfiniteHook 
         detail = live.details.get(str(job.job_id), detail)
     view = job_view(job, detail, preview_url)
     operation = view.get("Operation") or {}
+    source = view.get("Input") or {}
+    bucket, region = source.get("BucketId") or record.bucket, source.get("Region") or record.region
     summary = {
         **_task(record),
         "kind": "single",
@@ -180,6 +183,7 @@ def single(record: TaskRecord, preview_url: PreviewUrl, hook: CloudInfiniteHook 
         "template_name": operation.get("TemplateName"),
         "result": output_info(view),
         "original": ((operation.get("PicProcessResult") or {}).get("OriginalInfo") or {}).get("ImageInfo"),
+        "console_url": console_url(bucket, region) if bucket and region else None,
     }
     return {"jobs": [view], "summary": summary}
 

@@ -141,6 +141,9 @@ def test_a_finished_job_is_shown_from_what_the_task_recorded_without_asking_ci(c
             "Etag"],
     }  # fmt: skip
     assert body["summary"]["process_rule"] == "imageMogr2/rotate/90/thumbnail/!50p/format/webp"
+    assert body["summary"]["console_url"] == (
+        "https://console.cloud.tencent.com/ci/bucket?bucket=examplebucket-1250000000&region=ap-chongqing"
+    )
     assert job["input_preview_url"].startswith(f"{PREFIX}/thumbnails/")
     assert "key=ui%2Fout%2Fdeer.webp" in job["output_preview_url"]
     assert ci_reads(ui_runs) == [] and body["summary"]["live_requests"] == 0
