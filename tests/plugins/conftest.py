@@ -54,19 +54,30 @@ def _put_inputs(emulator: Emulator) -> None:
 
 
 @pytest.fixture(scope="session")
-def ui_runs(airflow_db: None, ci_emulator: Emulator) -> Iterator[Runs]:
-    """e2e_ui_jobs and e2e_ui_other run once for the session (their tasks end success or failed)."""
+def ui_runs(airflow_db: None, ci_emulator: Emulator) -> Runs:
+    """e2e_ui_jobs and e2e_ui_other run once for the session (their tasks end success or failed).
+
+    The connection variable is set only while they run: nothing leaks into later tests.
+    """
     from tests.test_example_dags import dag_bag
 
     _put_inputs(ci_emulator)
+    run_ids = {}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(CONN_ENV, json.dumps(ci_emulator.airflow_connection(DEFAULT_BUCKET, DEFAULT_REGION)))
         bag = dag_bag(serialize=True)
-        run_ids = {}
         for dag_id in ("e2e_ui_jobs", "e2e_ui_other"):
-            run = bag.get_dag(dag_id).test()
-            run_ids[dag_id] = run.run_id
-        yield Runs(run_ids, ci_emulator)
+            run_ids[dag_id] = bag.get_dag(dag_id).test().run_id
+    return Runs(run_ids, ci_emulator)
+
+
+def _auth_settings(patch: pytest.MonkeyPatch) -> None:
+    """The test auth manager and its users; set only around app creation and each test using it,
+    so that no process a later test starts (the deployment suite's) inherits them."""
+    patch.setenv("AIRFLOW__CORE__AUTH_MANAGER", AUTH_MANAGER)
+    patch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin,viewer:viewer,limited:viewer")
+    # Airflow 3.1.0 signs tokens with an empty issuer list when none is set, which PyJWT refuses.
+    patch.setenv("AIRFLOW__API_AUTH__JWT_ISSUER", "airflow-provider-ci-tests")
 
 
 @pytest.fixture(scope="session")
@@ -75,13 +86,11 @@ def airflow_app(airflow_db: None) -> Iterator[Any]:
     from airflow.api_fastapi import app as api_app
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AIRFLOW__CORE__AUTH_MANAGER", AUTH_MANAGER)
-        patch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin,viewer:viewer,limited:viewer")
-        # Airflow 3.1.0 signs tokens with an empty issuer list when none is set, which PyJWT refuses.
-        patch.setenv("AIRFLOW__API_AUTH__JWT_ISSUER", "airflow-provider-ci-tests")
+        _auth_settings(patch)
         api_app.purge_cached_app()
-        yield api_app.create_app()
-        api_app.purge_cached_app()
+        app = api_app.create_app()
+    yield app
+    api_app.purge_cached_app()
 
 
 def token(username: str, role: str | None = "viewer") -> str:
@@ -97,6 +106,7 @@ def client(airflow_app: Any, ui_runs: Runs, monkeypatch: pytest.MonkeyPatch) -> 
     """An unauthenticated client; requests read the emulator through tencent_ci_default."""
     from fastapi.testclient import TestClient
 
+    _auth_settings(monkeypatch)
     monkeypatch.setenv(CONN_ENV, json.dumps(ui_runs.emulator.airflow_connection(DEFAULT_BUCKET, DEFAULT_REGION)))
     ui_runs.emulator.clear_requests()
     with TestClient(airflow_app) as test_client:
