@@ -282,3 +282,34 @@ def test_the_unreplaced_map_index_placeholder_of_an_unmapped_task_page_means_min
     url = routes(ui_runs)["page"].replace("map_index=-1", "map_index={MAP_INDEX}")
     assert client.get(url, headers=bearer()).status_code == 200
     assert client.get(url.replace("{MAP_INDEX}", "{DAG_ID}"), headers=bearer()).status_code == 422
+
+
+def test_a_waiting_job_is_shown_live_and_its_output_once_it_exists(client, ui_runs):
+    """A task that recorded only its job id (as the operator does right after submitting)."""
+    import time
+
+    from airflow.models.xcom import XComModel
+
+    from airflow_provider_ci.hooks.ci import CloudInfiniteHook
+
+    emulator = ui_runs.emulator
+    emulator.pause_queue()
+    ids = {"dag_id": JOBS, "task_id": "no_ci_job", "run_id": ui_runs.run_ids[JOBS], "map_index": -1}
+    try:
+        job = CloudInfiniteHook().submit_pic_process_job(
+            input_object="ui/cat.png", output_object="ui/out/live.jpg", process_rule="imageMogr2/format/jpg"
+        )
+        XComModel.set(key="job_id", value=job["JobId"], **ids)
+        url = routes(ui_runs, task_id="no_ci_job")["json"]
+        waiting = client.get(url, headers=bearer()).json()["jobs"][0]
+        assert (waiting["State"], waiting["output_preview_url"]) == ("Pause", None)  # its queue is paused
+        assert waiting["input_preview_url"]
+        emulator.resume_queue()
+        deadline = time.monotonic() + 30
+        while (done := client.get(url, headers=bearer()).json()["jobs"][0])["State"] != "Success":
+            assert time.monotonic() < deadline, done["State"]
+            time.sleep(0.2)
+        assert client.get(done["output_preview_url"], headers=bearer()).headers["content-type"] == "image/jpeg"
+    finally:
+        emulator.resume_queue()
+        XComModel.clear(**ids)
