@@ -9,6 +9,7 @@ nothing is written: the routes read the metadata DB, CI's job API and COS object
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
@@ -19,7 +20,10 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from airflow_provider_ci.exceptions import CloudInfiniteError
+from airflow_provider_ci.hooks.ci import CloudInfiniteHook
 from airflow_provider_ci.plugins import records, thumbnails, views
+
+log = logging.getLogger(__name__)
 
 Scope = MutableMapping[str, Any]
 Asgi = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
@@ -157,6 +161,35 @@ def _data(
 
 #: The UI leaves ``{MAP_INDEX}`` unreplaced on the page of a task that is not mapped (Airflow 3.3).
 UNMAPPED = "{MAP_INDEX}"
+
+
+def _preview(
+    hook: CloudInfiniteHook, record: records.TaskRecord, job: records.RecordedJob, key: str
+) -> thumbnails.Thumbnail:
+    """The thumbnail of ``key`` if it is ``job``'s input or output; HTTP errors otherwise (no secret in them)."""
+    try:
+        default_bucket = hook.settings().bucket
+    except Exception as exc:
+        log.warning("Tencent CI thumbnail: connection %r unusable: %s", record.conn_id, exc)
+        raise HTTPException(502, f"The task's connection is unusable: {type(exc).__name__}") from None
+    where = views.object_location(record, job, key, record.detail, default_bucket)
+    if where is None and not (job.input_object and job.output_object):  # keys not recorded: ask CI
+        live = views.fetch_live(hook, record, [str(job.job_id)])
+        where = views.object_location(record, job, key, live.details.get(str(job.job_id)), default_bucket)
+    if where is None:
+        raise HTTPException(404, "Not an object of this job")
+    bucket, region = where
+    if not bucket:
+        raise HTTPException(404, "The job's bucket is not known")
+    try:
+        return thumbnails.thumbnail(hook, bucket, region, key)
+    except thumbnails.PreviewError as exc:
+        raise HTTPException(exc.status, exc.reason) from None
+    except CloudInfiniteError as exc:
+        log.warning("Tencent CI thumbnail: %s", exc)
+        raise HTTPException(502, f"Could not read the object: {type(exc).__name__}") from None
+
+
 MapIndex = Query("-1", pattern=r"^(-1|\d{1,9}|\{MAP_INDEX\})$", description="The map index; -1 when not mapped")
 Page = Query(1, ge=1, le=1_000_000)
 PerPage = Query(views.PER_PAGE, ge=1, le=views.MAX_PER_PAGE)
@@ -246,21 +279,7 @@ def create_app() -> FastAPI:
             raise HTTPException(404, "Not a job of this task instance")
         hook = views.ui_hook(record.conn_id)
         try:
-            default_bucket = hook.settings().bucket
-            where = views.object_location(record, job, key, record.detail, default_bucket)
-            if where is None and not (job.input_object and job.output_object):  # keys not recorded: ask CI
-                live = views.fetch_live(hook, record, [job_id])
-                where = views.object_location(record, job, key, live.details.get(job_id), default_bucket)
-            if where is None:
-                raise HTTPException(404, "Not an object of this job")
-            bucket, region = where
-            if not bucket:
-                raise HTTPException(404, "The job's bucket is not known")
-            preview = thumbnails.thumbnail(hook, bucket, region, key)
-        except thumbnails.PreviewError as exc:
-            raise HTTPException(exc.status, exc.reason) from None
-        except CloudInfiniteError as exc:
-            raise HTTPException(502, f"Could not read the object: {type(exc).__name__}") from None
+            preview = _preview(hook, record, job, key)
         finally:
             hook.close()
         return Response(preview.data, media_type=preview.content_type, headers={**IMAGE_HEADERS, "ETag": preview.etag})

@@ -8,6 +8,7 @@ overlaid with the live states of the rows shown; nothing is written anywhere.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -21,6 +22,8 @@ from airflow_provider_ci.links.job import console_url
 from airflow_provider_ci.model import output_info
 from airflow_provider_ci.plugins.records import WAITING_STATES, RecordedJob, TaskRecord
 from airflow_provider_ci.transport import RetryPolicy
+
+log = logging.getLogger(__name__)
 
 PER_PAGE = 50
 MAX_PER_PAGE = 200
@@ -54,8 +57,9 @@ def fetch_live(hook: CloudInfiniteHook, record: TaskRecord, job_ids: Sequence[st
         return live
     try:
         size = hook.settings().poll_batch_size
-    except CloudInfiniteError as exc:
-        live.error = f"live state unavailable: {exc}"
+    except Exception as exc:  # a missing or invalid connection: show what was recorded
+        live.error = f"live state unavailable: connection {record.conn_id!r}: {type(exc).__name__}"
+        log.warning("Tencent CI view: connection %r unusable: %s", record.conn_id, exc)
         return live
     for start in range(0, len(ids), size):
         live.requests += 1
@@ -64,8 +68,9 @@ def fetch_live(hook: CloudInfiniteHook, record: TaskRecord, job_ids: Sequence[st
         except CloudInfiniteJobNotFoundError as exc:
             live.details.update(exc.found)
             live.error = f"CI no longer knows {len(exc.job_ids)} job(s); showing what the task recorded"
-        except CloudInfiniteError as exc:
+        except CloudInfiniteError as exc:  # its message carries Code, Message, request id; never a secret
             live.error = f"live state unavailable: {exc}"
+            log.warning("Tencent CI view: %s", exc)
             break
     return live
 

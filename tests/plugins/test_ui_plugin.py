@@ -313,3 +313,16 @@ def test_a_waiting_job_is_shown_live_and_its_output_once_it_exists(client, ui_ru
     finally:
         emulator.resume_queue()
         XComModel.clear(**ids)
+
+
+def test_an_unusable_connection_shows_the_recorded_state_and_says_why(airflow_db, monkeypatch):
+    from airflow_provider_ci.plugins import records, views
+
+    monkeypatch.delenv("AIRFLOW_CONN_TENCENT_CI_NOWHERE", raising=False)
+    job = records.RecordedJob("c1", "in/a.jpg", "out/a.jpg")
+    record = records.TaskRecord(
+        "d", "r", "t", -1, "CloudInfinitePicProcessOperator", "failed", None, None, conn_id="tencent_ci_nowhere", jobs=[job]
+    )
+    body = views.single(record, lambda job_id, key: f"/t?{key}")
+    assert body["jobs"][0]["JobId"] == "c1" and body["jobs"][0]["input_preview_url"] == "/t?in/a.jpg"
+    assert body["summary"]["live_error"].startswith("live state unavailable: connection 'tencent_ci_nowhere'")
