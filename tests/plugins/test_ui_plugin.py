@@ -321,7 +321,7 @@ def test_an_unusable_connection_shows_the_recorded_state_and_says_why(airflow_db
     monkeypatch.delenv("AIRFLOW_CONN_TENCENT_CI_NOWHERE", raising=False)
     job = records.RecordedJob("c1", "in/a.jpg", "out/a.jpg")
     record = records.TaskRecord(
-        "d", "r", "t", -1, "CloudInfinitePicProcessOperator", "failed", None, None, conn_id="tencent_ci_nowhere", jobs=[job]
+        "d", "r", "t", -1, "CloudInfinitePicProcessOperator", "failed", None, None, "tencent_ci_nowhere", jobs=[job]
     )
     body = views.single(record, lambda job_id, key: f"/t?{key}")
     assert body["jobs"][0]["JobId"] == "c1" and body["jobs"][0]["input_preview_url"] == "/t?in/a.jpg"
