@@ -129,7 +129,7 @@ def _with_summary(jobs: list[RecordedJob], summary: dict[str, Any] | None) -> li
     """Final states from the batch summary: its failures, and Success for the rest once nothing waits."""
     if not isinstance(summary, dict) or not isinstance(summary.get("by_state"), dict):
         return jobs
-    failures = {f.get("job_id"): f for f in summary.get("failures") or [] if isinstance(f, dict)}
+    failures = {f["job_id"]: f for f in summary.get("failures") or [] if isinstance(f, dict) and f.get("job_id")}
     settled = not (set(summary["by_state"]) & WAITING_STATES)
     merged = []
     for job in jobs:
@@ -146,6 +146,12 @@ def load(dag_id: str, run_id: str, task_id: str, map_index: int) -> TaskRecord:
     """The task instance's record; raises :class:`NoSuchTaskInstance` when there is none.
 
     A record with no jobs is a task that ran no CI job (or has not submitted one yet).
+
+    :param dag_id: the DAG id.
+    :param run_id: the DAG run id.
+    :param task_id: the task id.
+    :param map_index: the map index, -1 for a task that is not mapped.
+    :return: the task instance, its recorded jobs and the settings its rendered fields name.
     """
     from airflow.models.renderedtifields import RenderedTaskInstanceFields as Rtif
     from airflow.models.taskinstance import TaskInstance

@@ -121,7 +121,14 @@ def shrink(data: bytes) -> tuple[bytes, str]:
 
 
 def thumbnail(hook: CloudInfiniteHook, bucket: str, region: str | None, key: str) -> Thumbnail:
-    """Read ``key`` from ``bucket`` and make its preview."""
+    """Read ``key`` from ``bucket`` and make its preview.
+
+    :param hook: a hook on the task's own connection (its credentials read the object).
+    :param bucket: the bucket, ``name-APPID``.
+    :param region: the bucket's region (default: the connection's).
+    :param key: the object key, already checked to be one of the task instance's jobs' keys.
+    :return: the re-encoded preview; raises :class:`PreviewError` when there is none to make.
+    """
     data, source_etag = read_object(hook, bucket, region, key)
     image, content_type = shrink(data)
     return Thumbnail(image, content_type, etag(bucket, key, source_etag))

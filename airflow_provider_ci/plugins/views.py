@@ -50,7 +50,13 @@ class Live:
 
 
 def fetch_live(hook: CloudInfiniteHook, record: TaskRecord, job_ids: Sequence[str]) -> Live:
-    """JobsDetail of ``job_ids`` in coalesced requests of the connection's ``poll_batch_size``."""
+    """JobsDetail of ``job_ids`` in coalesced requests of the connection's ``poll_batch_size``.
+
+    :param hook: a hook on the task's connection.
+    :param record: the task instance's record (bucket and region of its jobs).
+    :param job_ids: the jobs to look up.
+    :return: what CI answered, the number of requests, and why it is partial if it is (never raises).
+    """
     live = Live({})
     ids = list(dict.fromkeys(i for i in job_ids if i))
     if not ids:
@@ -165,7 +171,13 @@ def _task(record: TaskRecord) -> dict[str, Any]:
 
 
 def single(record: TaskRecord, preview_url: PreviewUrl, hook: CloudInfiniteHook | None = None) -> dict[str, Any]:
-    """One job: the recorded final JobsDetail, else one live lookup."""
+    """One job: the recorded final JobsDetail, else one live lookup.
+
+    :param record: the task instance's record (exactly one job).
+    :param preview_url: makes the thumbnail path of a job's object.
+    :param hook: the hook to ask CI with (default: one on the task's connection).
+    :return: ``{"jobs": [JobsDetail + preview URLs], "summary": {...}}``.
+    """
     (job,) = record.jobs
     live = Live({})
     detail = record.detail
@@ -194,6 +206,7 @@ def single(record: TaskRecord, preview_url: PreviewUrl, hook: CloudInfiniteHook 
 
 
 def page_numbers(page: int, per_page: int, matched: int) -> dict[str, int]:
+    """The page asked for, clamped to the pages that exist, and the paging fields of the summary."""
     pages = max(1, math.ceil(matched / per_page))
     return {"page": min(max(page, 1), pages), "per_page": per_page, "pages": pages, "matched": matched}
 
@@ -208,7 +221,17 @@ def batch(
     query: str | None = None,
     hook: CloudInfiniteHook | None = None,
 ) -> dict[str, Any]:
-    """One page of a batch: live state for the rows shown only; counts over every item."""
+    """One page of a batch: live state for the rows shown only; counts over every item.
+
+    :param record: the task instance's record (a batch).
+    :param preview_url: makes the thumbnail path of a job's object.
+    :param page: the page, from 1 (clamped to the pages that exist).
+    :param per_page: rows a page, 1 to :data:`MAX_PER_PAGE`.
+    :param state: only items in this (recorded) state.
+    :param query: only items whose input key contains this, or whose job id is this.
+    :param hook: the hook to ask CI with (default: one on the task's connection).
+    :return: ``{"jobs": [...], "summary": {...}}`` with counts, progress and paging in the summary.
+    """
     per_page = min(max(per_page, 1), MAX_PER_PAGE)
     jobs = record.jobs
     matched = jobs
