@@ -99,11 +99,16 @@ _batch_cache: OrderedDict[tuple[Any, ...], list[RecordedJob]] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-def _batch_jobs(cache_key: tuple[Any, ...], raw: Any) -> list[RecordedJob]:
+def _cached(cache_key: tuple[Any, ...]) -> list[RecordedJob] | None:
+    """A batch's parsed items if this very XCom row (same timestamp) was read before."""
     with _cache_lock:
         if cache_key in _batch_cache:
             _batch_cache.move_to_end(cache_key)
             return _batch_cache[cache_key]
+    return None
+
+
+def _parse_batch(cache_key: tuple[Any, ...], raw: Any) -> list[RecordedJob]:
     items = _value(raw)
     jobs = [
         RecordedJob(
@@ -170,15 +175,19 @@ def load(dag_id: str, run_id: str, task_id: str, map_index: int) -> TaskRecord:
         ).first()
         if ti is None:
             raise NoSuchTaskInstance(f"no task instance {dag_id}/{run_id}/{task_id}[{map_index}]")
-        rows = session.execute(
-            select(XComModel.key, XComModel.value, XComModel.timestamp).where(
-                XComModel.dag_id == dag_id,
-                XComModel.run_id == run_id,
-                XComModel.task_id == task_id,
-                XComModel.map_index == map_index,
-                XComModel.key.in_(XCOM_KEYS),
-            )
-        ).all()
+        of_ti = (
+            XComModel.dag_id == dag_id,
+            XComModel.run_id == run_id,
+            XComModel.task_id == task_id,
+            XComModel.map_index == map_index,
+        )
+        listed = select(XComModel.key, XComModel.timestamp).where(*of_ti, XComModel.key.in_(XCOM_KEYS))
+        stamps: dict[str, Any] = {key: stamp for key, stamp in session.execute(listed)}
+        jobs_key = (dag_id, run_id, task_id, map_index, str(stamps.get("jobs")))
+        cached = _cached(jobs_key) if "jobs" in stamps else None
+        wanted = [key for key in stamps if not (key == "jobs" and cached is not None)]  # a batch list is read once
+        read = select(XComModel.key, XComModel.value).where(*of_ti, XComModel.key.in_(wanted))
+        values: dict[str, Any] = {key: value for key, value in session.execute(read)}
         rendered = session.scalar(
             select(Rtif.rendered_fields).where(
                 Rtif.dag_id == dag_id, Rtif.run_id == run_id, Rtif.task_id == task_id, Rtif.map_index == map_index
@@ -203,21 +212,19 @@ def load(dag_id: str, run_id: str, task_id: str, map_index: int) -> TaskRecord:
         process_rule=_text(fields.get("process_rule")),
         template_id=_text(fields.get("template_id")),
     )
-    xcoms = {row.key: row for row in rows}
-    result = _value(xcoms["return_value"].value) if "return_value" in xcoms else None
-    if "jobs" in xcoms:
+    result = _value(values["return_value"]) if "return_value" in values else None
+    if "jobs" in stamps:
         record.batch = True
-        row = xcoms["jobs"]
         record.summary = result if isinstance(result, dict) and "by_state" in result else None
-        jobs = _batch_jobs((dag_id, run_id, task_id, map_index, str(row.timestamp)), row.value)
+        jobs = cached if cached is not None else _parse_batch(jobs_key, values.get("jobs"))
         record.jobs = _with_summary(jobs, record.summary)
         return record
-    link = _value(xcoms["ci_job_link"].value) if "ci_job_link" in xcoms else None
+    link = _value(values["ci_job_link"]) if "ci_job_link" in values else None
     if isinstance(link, dict):
         record.bucket = _text(link.get("bucket")) or record.bucket
         record.region = _text(link.get("region")) or record.region
     detail = result if isinstance(result, dict) and _text(result.get("JobId")) else None
-    job_id = _text(_value(xcoms["job_id"].value)) if "job_id" in xcoms else None
+    job_id = _text(_value(values["job_id"])) if "job_id" in values else None
     job_id = job_id or (detail or {}).get("JobId") or _text(fields.get("job_id"))
     if job_id is None or not job_id.isalnum():
         return record
