@@ -56,11 +56,13 @@ def e2e_ui_jobs():
 @dag(schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False, tags=["test"],
      default_args=RETRIES)  # fmt: skip
 def e2e_ui_other():
-    """A second DAG, for DAG-level access: a user may read this one and not the other."""
+    """A second DAG, for DAG-level access (a user may read this one and not the other), and a mapped task."""
     CloudInfinitePicProcessOperator(
         task_id="process", input_object="ui/cat.png", output_object="ui/out/cat.jpg",
         process_rule="imageMogr2/format/jpg", **FAST,
     )  # fmt: skip
+    mapped = CloudInfinitePicProcessOperator.partial(task_id="mapped", process_rule="imageMogr2/format/jpg", **FAST)
+    mapped.expand_kwargs([{"input_object": "ui/cat.png", "output_object": f"ui/out/cat-{n}.jpg"} for n in range(2)])
 
 
 e2e_ui_jobs()

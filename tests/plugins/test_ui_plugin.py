@@ -326,3 +326,19 @@ def test_an_unusable_connection_shows_the_recorded_state_and_says_why(airflow_db
     body = views.single(record, lambda job_id, key: f"/t?{key}")
     assert body["jobs"][0]["JobId"] == "c1" and body["jobs"][0]["input_preview_url"] == "/t?in/a.jpg"
     assert body["summary"]["live_error"].startswith("live state unavailable: connection 'tencent_ci_nowhere'")
+
+
+def test_each_mapped_task_instance_shows_and_serves_only_its_own_job(client, ui_runs):
+    ti = ti_path(ui_runs, OTHER, "mapped")
+    jobs = {
+        n: client.get(f"{PREFIX}/api/task-instances/{ti}?map_index={n}", headers=bearer()).json()["jobs"][0]
+        for n in (0, 1)
+    }
+    assert jobs[0]["JobId"] != jobs[1]["JobId"]
+    assert [jobs[n]["Operation"]["Output"]["Object"] for n in (0, 1)] == ["ui/out/cat-0.jpg", "ui/out/cat-1.jpg"]
+    own = client.get(jobs[1]["output_preview_url"], headers=bearer())
+    assert own.status_code == 200 and "map_index=1" in jobs[1]["output_preview_url"]
+    ui_runs.emulator.clear_requests()
+    query = urlencode({"map_index": 1, "job_id": jobs[0]["JobId"], "key": "ui/out/cat-0.jpg"})
+    assert client.get(f"{PREFIX}/thumbnails/{ti}?{query}", headers=bearer()).status_code == 404
+    assert cos_reads(ui_runs) == []
