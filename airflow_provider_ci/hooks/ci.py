@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
+from airflow_provider_ci import cos_objects
 from airflow_provider_ci.batch import RateLimiter
 from airflow_provider_ci.connection import ConnectionSettings, parse_extra
 from airflow_provider_ci.exceptions import (
@@ -153,13 +154,15 @@ class CloudInfiniteHook(BaseHook):
     async def aclose(self) -> None:
         await self._async.aclose()
 
-    def _call(self, request: ApiRequest, bucket: str | None, region: str | None) -> ApiResult:
+    def _call(self, request: ApiRequest, bucket: str | None, region: str | None, service: str = "ci") -> ApiResult:
         settings = self.settings()
-        return self._sync.call(request, settings.endpoint(bucket, region), settings.credentials)
+        return self._sync.call(request, settings.endpoint(bucket, region, service=service), settings.credentials)
 
-    async def _acall(self, request: ApiRequest, bucket: str | None, region: str | None) -> ApiResult:
+    async def _acall(
+        self, request: ApiRequest, bucket: str | None, region: str | None, service: str = "ci"
+    ) -> ApiResult:
         settings = await self.asettings()
-        return await self._async.call(request, settings.endpoint(bucket, region), settings.credentials)
+        return await self._async.call(request, settings.endpoint(bucket, region, service=service), settings.credentials)
 
     # -- submit -----------------------------------------------------------------------------
 
@@ -419,6 +422,76 @@ class CloudInfiniteHook(BaseHook):
             return found[0] if found else None
 
         return retry_sync(attempt, self.retry, request.operation, recover)
+
+    # -- COS objects (the bucket's own host; same signing, retries and rate limit) -----------------
+
+    def list_objects(
+        self, prefix: str, *, bucket: str | None = None, region: str | None = None, max_objects: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Objects whose key starts with ``prefix``, in key order, following every page.
+
+        Signed ``GET /?prefix=`` requests to ``<bucket>.cos.<region>.myqcloud.com``; nothing
+        outside ``prefix`` is requested or returned, and folder placeholders (``dir/``) are left out.
+
+        :param prefix: key prefix to list under, e.g. ``"incoming/2026-12-01/"``; ``""`` lists the
+            whole bucket.
+        :param bucket: bucket in ``name-APPID`` form; default: the connection's ``extra.bucket``.
+        :param region: COS region, e.g. ``ap-chongqing``; default: the connection's ``extra.region``.
+        :param max_objects: stop after this many objects (one page is up to 1,000); default: all.
+        :return: one dict per object: ``Key``, ``Size``, ``ETag``, ``LastModified`` (ISO 8601 UTC).
+        """
+        prefix = cos_objects.prefix("prefix", prefix)
+        objects: list[dict[str, Any]] = []
+        marker: str | None = ""
+        while marker is not None and (max_objects is None or len(objects) < max_objects):
+            result = self._call(cos_objects.list_request(prefix, marker), bucket, region, "cos")
+            page = cos_objects.objects_page(result, prefix)
+            objects.extend(page.objects)
+            marker = page.next_marker
+        return objects[:max_objects]
+
+    async def alist_objects(
+        self, prefix: str, *, bucket: str | None = None, region: str | None = None, max_objects: int | None = None
+    ) -> list[dict[str, Any]]:
+        """:meth:`list_objects` without blocking (for triggers): same parameters and result."""
+        prefix = cos_objects.prefix("prefix", prefix)
+        objects: list[dict[str, Any]] = []
+        marker: str | None = ""
+        while marker is not None and (max_objects is None or len(objects) < max_objects):
+            result = await self._acall(cos_objects.list_request(prefix, marker), bucket, region, "cos")
+            page = cos_objects.objects_page(result, prefix)
+            objects.extend(page.objects)
+            marker = page.next_marker
+        return objects[:max_objects]
+
+    def head_object(self, key: str, *, bucket: str | None = None, region: str | None = None) -> dict[str, Any] | None:
+        """The object ``key`` (``HEAD /<key>`` on the COS host), or ``None`` if it does not exist.
+
+        :param key: the exact object key, e.g. ``"incoming/cat.jpg"``.
+        :param bucket: bucket in ``name-APPID`` form; default: the connection's ``extra.bucket``.
+        :param region: COS region; default: the connection's ``extra.region``.
+        :return: ``Key``, ``Size``, ``ETag``, ``LastModified`` (ISO 8601 UTC), or ``None`` on 404.
+        """
+        key = cos_objects.object_key("key", key)
+        try:
+            return cos_objects.head_object(self._call(cos_objects.head_request(key), bucket, region, "cos"), key)
+        except CloudInfiniteServiceError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def ahead_object(
+        self, key: str, *, bucket: str | None = None, region: str | None = None
+    ) -> dict[str, Any] | None:
+        """:meth:`head_object` without blocking (for triggers): same parameters and result."""
+        key = cos_objects.object_key("key", key)
+        try:
+            result = await self._acall(cos_objects.head_request(key), bucket, region, "cos")
+        except CloudInfiniteServiceError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return cos_objects.head_object(result, key)
 
     # -- checks and object access -------------------------------------------------------------
 

@@ -1,0 +1,305 @@
+"""Triggers that watch a COS bucket with async signed requests only (nothing blocks the loop).
+
+* :class:`CosKeyTrigger` waits for :class:`~airflow_provider_ci.sensors.cos.CosKeySensor` in
+  deferrable mode and fires once: the keys are there, an error, or the deadline.
+* :class:`CosKeyEventTrigger` is a ``BaseEventTrigger`` for an ``AssetWatcher``: it fires one
+  event per new key under a prefix, for as long as the watch lives, so a DAG scheduled on the
+  asset runs when images land. What is "new" survives a triggerer restart (see
+  :mod:`airflow_provider_ci.arrivals` for the rule and :class:`_StateStore` for where it is kept).
+
+Kwargs are plain JSON (a connection id, never a secret); deadlines are wall-clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
+
+from airflow_provider_ci import cos_objects
+from airflow_provider_ci.arrivals import DEFAULT_LATE_ARRIVAL_WINDOW, Arrivals
+from airflow_provider_ci.exceptions import CloudInfiniteError, CloudInfiniteValidationError
+from airflow_provider_ci.failures import DEFAULT_MAX_CONSECUTIVE_FAILURES, ConsecutiveFailures
+from airflow_provider_ci.hooks.ci import CloudInfiniteHook
+from airflow_provider_ci.key_query import KeyQuery, Listing, afind, glob_pattern
+from airflow_provider_ci.validation import number, seconds
+
+#: Shortest poll interval of the event trigger: it lists the whole prefix every round.
+MIN_EVENT_POLL_INTERVAL = 1.0
+
+
+def _classpath(trigger: BaseTrigger) -> str:
+    return f"{type(trigger).__module__}.{type(trigger).__qualname__}"
+
+
+class CosKeyTrigger(BaseTrigger):
+    """Poll COS every ``poll_interval`` seconds until ``query`` holds or ``end_time`` passes.
+
+    Emits exactly one event: ``success`` (``keys`` and ``objects`` found, and ``end_time`` so
+    a ``check_fn`` that says "not yet" can wait again), ``error`` (a permanent error, or
+    ``max_consecutive_failures`` failed polls in a row), or ``timeout``.
+
+    :param query: what to wait for, :meth:`KeyQuery.to_json` form (exact keys or listings).
+    :param bucket: bucket in ``name-APPID`` form; default: the connection's ``extra.bucket``.
+    :param region: COS region; default: the connection's ``extra.region``.
+    :param tencent_ci_conn_id: the ``tencent_ci`` connection, read with the async lookup.
+    :param poll_interval: seconds between polls.
+    :param end_time: Unix time after which the wait ends with ``timeout``; ``None`` waits forever.
+    :param max_consecutive_failures: failed polls in a row that end the wait with ``error``.
+    :param first_poll_delay: seconds to wait before the first poll (the sensor has just poked).
+    """
+
+    def __init__(
+        self,
+        *,
+        query: Mapping[str, Any],
+        bucket: str | None = None,
+        region: str | None = None,
+        tencent_ci_conn_id: str = CloudInfiniteHook.default_conn_name,
+        poll_interval: float = 30.0,
+        end_time: float | None = None,
+        max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
+        first_poll_delay: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.query = KeyQuery.from_json(query)
+        self.bucket = bucket
+        self.region = region
+        self.tencent_ci_conn_id = tencent_ci_conn_id
+        self.poll_interval = float(poll_interval)
+        self.end_time = None if end_time is None else float(end_time)
+        self.max_consecutive_failures = int(max_consecutive_failures)
+        self.first_poll_delay = float(first_poll_delay)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            _classpath(self),
+            {
+                "query": self.query.to_json(),
+                "bucket": self.bucket,
+                "region": self.region,
+                "tencent_ci_conn_id": self.tencent_ci_conn_id,
+                "poll_interval": self.poll_interval,
+                "end_time": self.end_time,
+                "max_consecutive_failures": self.max_consecutive_failures,
+                "first_poll_delay": self.first_poll_delay,
+            },
+        )
+
+    def _time_left(self) -> float:
+        return float("inf") if self.end_time is None else self.end_time - time.time()
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = CloudInfiniteHook(self.tencent_ci_conn_id)
+        failures = ConsecutiveFailures(f"COS for {self.query.describe()}", self.log, self.max_consecutive_failures)
+        try:
+            yield await self._wait(hook, failures)
+        finally:
+            await hook.aclose()
+
+    async def _wait(self, hook: CloudInfiniteHook, failures: ConsecutiveFailures) -> TriggerEvent:
+        await asyncio.sleep(max(0.0, min(self.first_poll_delay, self._time_left())))
+        while True:
+            try:
+                found = await afind(self.query, hook, self.bucket, self.region)
+            except CloudInfiniteError as exc:
+                if failures.failed(exc):
+                    message = f"{failures.count} polls in a row failed; last: {exc}" if failures.count else str(exc)
+                    return TriggerEvent({"status": "error", "message": message})
+            else:
+                failures.succeeded()
+                if found is not None:
+                    keys = [obj["Key"] for obj in found]
+                    return TriggerEvent(
+                        {"status": "success", "keys": keys, "objects": found, "end_time": self.end_time}
+                    )
+            left = self._time_left()
+            if left <= 0:
+                return TriggerEvent({"status": "timeout", "message": f"{self.query.describe()} did not arrive in time"})
+            await asyncio.sleep(min(self.poll_interval, left))
+
+
+class _StateStore:
+    """Where a :class:`CosKeyEventTrigger` keeps its :class:`Arrivals` between triggerer restarts.
+
+    Airflow 3.3+ gives an event trigger the state store of the asset it watches
+    (``asset_state_store``, kept in the metadata DB and cleared with the asset): state goes
+    there under a key derived from the watch (bucket, prefix, pattern), so a changed watch
+    starts a fresh baseline. Without one (Airflow 3.1/3.2, a trigger watching several assets,
+    or run outside a triggerer) state is kept in memory only: a restart then starts a new
+    baseline, so old keys are still never fired again, but keys that landed while the
+    triggerer was down are not fired either.
+    """
+
+    def __init__(self, trigger: BaseTrigger, name: str) -> None:
+        self.trigger = trigger
+        self.name = name
+        self.memory: Any = None
+        self.warned = False
+
+    def _note_memory_only(self) -> None:
+        if not self.warned:
+            self.warned = True
+            self.trigger.log.warning(
+                "No asset state store for this watch (Airflow < 3.3, or several assets share the trigger): "
+                "new-key state lives in memory only; after a triggerer restart, keys that landed meanwhile "
+                "are not fired"
+            )
+
+    async def load(self) -> Arrivals | None:
+        store = getattr(self.trigger, "asset_state_store", None)
+        if store is not None:
+            try:
+                return Arrivals.from_json(await store.aget(self.name, None))
+            except ValueError:  # the trigger watches several assets: no single place for the state
+                pass
+        self._note_memory_only()
+        return Arrivals.from_json(self.memory)
+
+    async def save(self, arrivals: Arrivals) -> None:
+        self.memory = arrivals.to_json()
+        if self.warned:
+            return
+        await self.trigger.asset_state_store.aset(self.name, self.memory)  # type: ignore[attr-defined]
+
+
+class CosKeyEventTrigger(BaseEventTrigger):
+    """Fire one event per new object under ``prefix`` (optionally matching ``pattern``), for an ``AssetWatcher``.
+
+    Each poll lists the prefix (one request per 1,000 keys). Keys that exist when the watch
+    first starts are the baseline and never fire; each key that lands afterwards fires once
+    (again if it is re-uploaded), in ``LastModified`` order. The event payload (in the asset
+    event's ``extra["payload"]``) is ``bucket``, ``key``, ``size``, ``etag``, ``last_modified``
+    and ``uri`` (``cos://<bucket>/<key>``); :func:`arrived_keys` reads the keys back in the
+    scheduled DAG. Failed polls log a warning and the watch goes on.
+
+    Delivery is at least once: the state is saved after the events are handed to the
+    triggerer, so a triggerer killed between the two fires those keys again after restart.
+
+    :param prefix: key prefix to watch, e.g. ``"incoming/"``; ``""`` watches the whole bucket.
+    :param pattern: optional glob the rest of the key must match, e.g. ``"*.jpg"``
+        (``fnmatch`` rules, case-sensitive; ``*`` also matches ``/``).
+    :param bucket: bucket in ``name-APPID`` form; default: the connection's ``extra.bucket``.
+    :param region: COS region; default: the connection's ``extra.region``.
+    :param tencent_ci_conn_id: the ``tencent_ci`` connection, read with the async lookup.
+    :param poll_interval: seconds between listings (at least 1; default 60).
+    :param late_arrival_window: seconds a key may take from its ``LastModified`` to showing up
+        in a listing and still fire (default 3,600); the saved state holds that window's keys.
+    """
+
+    def __init__(
+        self,
+        *,
+        prefix: str,
+        pattern: str | None = None,
+        bucket: str | None = None,
+        region: str | None = None,
+        tencent_ci_conn_id: str = CloudInfiniteHook.default_conn_name,
+        poll_interval: float = 60.0,
+        late_arrival_window: float = DEFAULT_LATE_ARRIVAL_WINDOW,
+    ) -> None:
+        super().__init__()
+        self.listing = Listing(
+            cos_objects.prefix("prefix", prefix), None if pattern is None else glob_pattern("pattern", pattern)
+        )
+        self.bucket = bucket
+        self.region = region
+        self.tencent_ci_conn_id = tencent_ci_conn_id
+        self.poll_interval = number("poll_interval", poll_interval, MIN_EVENT_POLL_INTERVAL, 86_400)
+        self.late_arrival_window = seconds("late_arrival_window", late_arrival_window)
+        if self.late_arrival_window < self.poll_interval:
+            raise CloudInfiniteValidationError("late_arrival_window", "must be at least poll_interval")
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            _classpath(self),
+            {
+                "prefix": self.listing.prefix,
+                "pattern": self.listing.pattern,
+                "bucket": self.bucket,
+                "region": self.region,
+                "tencent_ci_conn_id": self.tencent_ci_conn_id,
+                "poll_interval": self.poll_interval,
+                "late_arrival_window": self.late_arrival_window,
+            },
+        )
+
+    def state_key(self, bucket: str) -> str:
+        """The state store key of this watch: one per bucket, prefix and pattern."""
+        watch = json.dumps([bucket, self.listing.prefix, self.listing.pattern])
+        return f"cos_key_event_trigger:{hashlib.sha256(watch.encode()).hexdigest()[:16]}"
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = CloudInfiniteHook(self.tencent_ci_conn_id)
+        try:
+            settings = await hook.asettings()
+            bucket = str(settings.endpoint(self.bucket, self.region, service="cos").bucket)
+            store = _StateStore(self, self.state_key(bucket))
+            arrivals: Arrivals | None = None
+            loaded = False
+            while True:
+                try:
+                    if not loaded:
+                        arrivals, loaded = await store.load(), True
+                    objects = await hook.alist_objects(self.listing.prefix, bucket=bucket, region=self.region)
+                except CloudInfiniteError as exc:
+                    self.log.warning(
+                        "Listing %r in %s failed; trying again next poll: %s", self.listing.prefix, bucket, exc
+                    )
+                    await asyncio.sleep(self.poll_interval)
+                    continue
+                matching = [obj for obj in objects if self.listing.matches(obj["Key"])]
+                now = time.time()
+                if arrivals is None:
+                    arrivals = Arrivals.baseline(matching, now, self.late_arrival_window)
+                    self.log.info(
+                        "Watching %s/%s%s: %d existing key(s) are the baseline",
+                        bucket,
+                        self.listing.prefix,
+                        self.listing.pattern or "",
+                        len(arrivals.seen),
+                    )
+                    await store.save(arrivals)
+                else:
+                    fresh = arrivals.new(matching)
+                    for obj in fresh:
+                        self.log.info("New COS object %s/%s", bucket, obj["Key"])
+                        yield TriggerEvent(_payload(bucket, obj))
+                    if arrivals.record(fresh, now, self.late_arrival_window):
+                        await store.save(arrivals)
+                await asyncio.sleep(self.poll_interval)
+        finally:
+            await hook.aclose()
+
+
+def _payload(bucket: str, obj: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "bucket": bucket,
+        "key": obj["Key"],
+        "size": obj.get("Size"),
+        "etag": obj.get("ETag"),
+        "last_modified": obj.get("LastModified"),
+        "uri": f"cos://{bucket}/{obj['Key']}",
+    }
+
+
+def arrived_keys(events: Any) -> list[str]:
+    """The keys :class:`CosKeyEventTrigger` reported in a run's asset events, in order, each once.
+
+    Pass ``triggering_asset_events`` (the whole mapping, or one asset's list of events); events
+    from other sources are skipped.
+    """
+    groups = list(events.values()) if isinstance(events, Mapping) else [events or []]
+    keys: list[str] = []
+    for group in groups:
+        for event in group:
+            extra = getattr(event, "extra", None) or (event.get("extra") if isinstance(event, Mapping) else None) or {}
+            payload = extra.get("payload") if isinstance(extra, Mapping) else None
+            if isinstance(payload, Mapping) and isinstance(payload.get("key"), str):
+                keys.append(payload["key"])
+    return list(dict.fromkeys(keys))
