@@ -38,11 +38,20 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_ci.operators.pic_process", "airflow_provider_ci.operators.batch"],
             }
         ],
-        "sensors": [{"integration-name": INTEGRATION, "python-modules": ["airflow_provider_ci.sensors.job"]}],
+        "sensors": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": ["airflow_provider_ci.sensors.job", "airflow_provider_ci.sensors.cos"],
+            }
+        ],
         "triggers": [
             {
                 "integration-name": INTEGRATION,
-                "python-modules": ["airflow_provider_ci.triggers.job", "airflow_provider_ci.triggers.batch"],
+                "python-modules": [
+                    "airflow_provider_ci.triggers.job",
+                    "airflow_provider_ci.triggers.batch",
+                    "airflow_provider_ci.triggers.cos",
+                ],
             }
         ],
         "extra-links": ["airflow_provider_ci.links.job.CloudInfiniteJobLink"],
