@@ -5,9 +5,9 @@ Needs: a ``tencent_ci_default`` connection (Tencent Cloud, or the local emulator
 ``incoming/`` start a run; images already there when the DAG is first unpaused do not.
 
 An ``AssetWatcher`` runs :class:`~airflow_provider_ci.triggers.cos.CosKeyEventTrigger` in
-the triggerer: it lists ``incoming/`` every 30 s and fires one asset event per new ``.jpg``.
-The scheduler starts a run with the events that are queued (one or several images); the run
-reads their keys and makes a WebP thumbnail of each. Airflow 3.3+ keeps the watch's state in
+the triggerer: it lists ``incoming/`` every 30 s, and each poll that finds new ``.jpg`` keys
+fires one asset event listing them. The scheduler starts a run with the events queued for
+the asset; the run reads their keys and makes a WebP thumbnail of each. Airflow 3.3+ keeps the watch's state in
 the asset's state store, so a triggerer restart neither re-fires old images nor misses the
 ones that landed meanwhile (see docs/cos-sensor.md for 3.1/3.2).
 """

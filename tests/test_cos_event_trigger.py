@@ -66,7 +66,7 @@ class Watch:
     async def _consume(self) -> None:
         async for event in self.trigger.run():
             self.payloads.append(event.payload)
-            self.keys.append(event.payload["key"])
+            self.keys.extend(event.payload["keys"])
 
     def start(self) -> Watch:
         self.task = asyncio.ensure_future(self._consume())
@@ -136,9 +136,11 @@ def test_each_new_key_fires_once_and_old_keys_never_even_after_a_restart(emulato
     before, after = asyncio.run(scenario())
     assert before.keys == [f"{prefix}new-1.png"]
     assert after.keys == [f"{prefix}while-down.png", f"{prefix}new-2.png"]
-    payload = before.payloads[0]
-    assert payload["bucket"] == DEFAULT_BUCKET and payload["uri"] == f"cos://{DEFAULT_BUCKET}/{prefix}new-1.png"
-    assert payload["size"] == len(png()) and payload["last_modified"].endswith("Z")
+    (payload,) = before.payloads
+    assert (payload["bucket"], payload["prefix"], payload["keys"]) == (DEFAULT_BUCKET, prefix, [f"{prefix}new-1.png"])
+    (obj,) = payload["objects"]
+    assert obj["size"] == len(png()) and obj["last_modified"].endswith("Z")
+    assert len(after.payloads) == 2  # one event per poll that found something: while-down, then new-2
     (state,) = store.values.values()
     assert set(Arrivals.from_json(state).seen) == {
         f"{prefix}{name}.png" for name in ("old-1", "old-2", "new-1", "while-down", "new-2")
@@ -252,9 +254,8 @@ def test_arrived_keys_reads_the_payloads_of_asset_events():
 
     events = {
         "images": [
-            Event({"from_trigger": True, "payload": {"key": "in/a.png"}}),
-            Event({"from_trigger": True, "payload": {"key": "in/b.png"}}),
-            Event({"from_trigger": True, "payload": {"key": "in/a.png"}}),
+            Event({"from_trigger": True, "payload": {"keys": ["in/a.png", "in/b.png"]}}),
+            Event({"from_trigger": True, "payload": {"keys": ["in/a.png"]}}),
         ],
         "other": [Event({"something": "else"})],
     }

@@ -31,6 +31,9 @@ from airflow_provider_ci.validation import number, seconds
 
 #: Shortest poll interval of the event trigger: it lists the whole prefix every round.
 MIN_EVENT_POLL_INTERVAL = 1.0
+#: New keys reported per event: one poll's arrivals go out as one event (a bigger batch as
+#: several), since Airflow may leave asset events that land moments apart to a later run.
+MAX_KEYS_PER_EVENT = 1000
 
 
 def _classpath(trigger: BaseTrigger) -> str:
@@ -169,17 +172,20 @@ class _StateStore:
 
 
 class CosKeyEventTrigger(BaseEventTrigger):
-    """Fire one event per new object under ``prefix`` (optionally matching ``pattern``), for an ``AssetWatcher``.
+    """Report the objects that land under ``prefix`` (optionally matching ``pattern``), for an ``AssetWatcher``.
 
     Each poll lists the prefix (one request per 1,000 keys). Keys that exist when the watch
-    first starts are the baseline and never fire; each key that lands afterwards fires once
-    (again if it is re-uploaded), in ``LastModified`` order. The event payload (in the asset
-    event's ``extra["payload"]``) is ``bucket``, ``key``, ``size``, ``etag``, ``last_modified``
-    and ``uri`` (``cos://<bucket>/<key>``); :func:`arrived_keys` reads the keys back in the
-    scheduled DAG. Failed polls log a warning and the watch goes on.
+    first starts are the baseline and are never reported; each key that lands afterwards is
+    reported once (again if it is re-uploaded). One poll's new keys go out as one event, in
+    ``LastModified`` order (more than 1,000 as several events): Airflow batches asset events
+    into runs anyway, and events fired moments apart can be left to a later run (apache/airflow
+    #54659, #56050), so one event per arrival batch is what starts a run promptly. The payload
+    (the asset event's ``extra["payload"]``) is ``bucket``, ``prefix``, ``keys`` and ``objects``
+    (``key``, ``size``, ``etag``, ``last_modified``); :func:`arrived_keys` reads the keys back in
+    the scheduled DAG. Failed polls log a warning and the watch goes on.
 
     Delivery is at least once: the state is saved after the events are handed to the
-    triggerer, so a triggerer killed between the two fires those keys again after restart.
+    triggerer, so a triggerer killed between the two reports those keys again after restart.
 
     :param prefix: key prefix to watch, e.g. ``"incoming/"``; ``""`` watches the whole bucket.
     :param pattern: optional glob the rest of the key must match, e.g. ``"*.jpg"``
@@ -267,9 +273,10 @@ class CosKeyEventTrigger(BaseEventTrigger):
                     await store.save(arrivals)
                 else:
                     fresh = arrivals.new(matching)
-                    for obj in fresh:
-                        self.log.info("New COS object %s/%s", bucket, obj["Key"])
-                        yield TriggerEvent(_payload(bucket, obj))
+                    for start in range(0, len(fresh), MAX_KEYS_PER_EVENT):
+                        batch = fresh[start : start + MAX_KEYS_PER_EVENT]
+                        self.log.info("%d new COS object(s) in %s: %s", len(batch), bucket, _names(batch))
+                        yield TriggerEvent(_payload(bucket, self.listing.prefix, batch))
                     if arrivals.record(fresh, now, self.late_arrival_window):
                         await store.save(arrivals)
                 await asyncio.sleep(self.poll_interval)
@@ -277,15 +284,26 @@ class CosKeyEventTrigger(BaseEventTrigger):
             await hook.aclose()
 
 
-def _payload(bucket: str, obj: Mapping[str, Any]) -> dict[str, Any]:
+def _payload(bucket: str, prefix: str, objects: list[Mapping[str, Any]]) -> dict[str, Any]:
     return {
         "bucket": bucket,
-        "key": obj["Key"],
-        "size": obj.get("Size"),
-        "etag": obj.get("ETag"),
-        "last_modified": obj.get("LastModified"),
-        "uri": f"cos://{bucket}/{obj['Key']}",
+        "prefix": prefix,
+        "keys": [obj["Key"] for obj in objects],
+        "objects": [
+            {
+                "key": obj["Key"],
+                "size": obj.get("Size"),
+                "etag": obj.get("ETag"),
+                "last_modified": obj.get("LastModified"),
+            }
+            for obj in objects
+        ],
     }
+
+
+def _names(objects: list[Mapping[str, Any]], shown: int = 5) -> str:
+    names = ", ".join(str(obj["Key"]) for obj in objects[:shown])
+    return names if len(objects) <= shown else f"{names} and {len(objects) - shown} more"
 
 
 def arrived_keys(events: Any) -> list[str]:
@@ -300,6 +318,6 @@ def arrived_keys(events: Any) -> list[str]:
         for event in group:
             extra = getattr(event, "extra", None) or (event.get("extra") if isinstance(event, Mapping) else None) or {}
             payload = extra.get("payload") if isinstance(extra, Mapping) else None
-            if isinstance(payload, Mapping) and isinstance(payload.get("key"), str):
-                keys.append(payload["key"])
+            if isinstance(payload, Mapping) and isinstance(payload.get("keys"), list):
+                keys.extend(key for key in payload["keys"] if isinstance(key, str))
     return list(dict.fromkeys(keys))
