@@ -262,3 +262,53 @@ def test_arrived_keys_reads_the_payloads_of_asset_events():
     assert arrived_keys(events) == ["in/a.png", "in/b.png"]
     assert arrived_keys(events["images"]) == ["in/a.png", "in/b.png"]
     assert arrived_keys(None) == []
+
+
+def test_a_big_batch_goes_out_as_several_events_each_key_once(emulator, prefix, monkeypatch):
+    monkeypatch.setattr(trigger_module, "MAX_KEYS_PER_EVENT", 2)
+    trigger = event_trigger(prefix)
+    trigger.asset_state_store = AssetStateStore()  # type: ignore[assignment]
+
+    async def scenario() -> Watch:
+        watch = Watch(trigger).start()
+        await polls(emulator, prefix, 1)
+        await asyncio.to_thread(put, emulator, *(f"{prefix}{n}.png" for n in range(5)))
+        await polls(emulator, prefix, 3)
+        await watch.stop()
+        return watch
+
+    watch = asyncio.run(scenario())
+    assert sorted(watch.keys) == [f"{prefix}{n}.png" for n in range(5)]
+    assert all(len(payload["keys"]) <= 2 for payload in watch.payloads)
+
+
+def test_a_failed_state_load_never_turns_into_a_new_baseline(emulator, prefix):
+    """The store is unreachable at first (the API server restarting): the watch waits for its
+    state rather than treating keys that landed meanwhile as a baseline."""
+
+    class Flaky(AssetStateStore):
+        failures = 2
+
+        async def aget(self, key: str, default: Any = None) -> Any:
+            if self.failures:
+                self.failures -= 1
+                raise ConnectionError("execution API unavailable")
+            return await super().aget(key, default)
+
+    store = Flaky()
+    first = event_trigger(prefix)
+    first.asset_state_store = AssetStateStore()  # type: ignore[assignment]
+    put(emulator, f"{prefix}old.png")
+
+    async def scenario() -> Watch:
+        baseline = Watch(first).start()
+        await polls(emulator, prefix, 2)
+        await baseline.stop()
+        store.values = dict(first.asset_state_store.values)  # type: ignore[attr-defined]
+        await asyncio.to_thread(put, emulator, f"{prefix}while-down.png")
+        after = Watch(restarted(first, store)).start()
+        await polls(emulator, prefix, 2)
+        await after.stop()
+        return after
+
+    assert asyncio.run(scenario()).keys == [f"{prefix}while-down.png"]

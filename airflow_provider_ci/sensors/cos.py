@@ -21,7 +21,7 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
-from airflow_provider_ci.exceptions import CloudInfiniteError
+from airflow_provider_ci.exceptions import CloudInfiniteError, CloudInfiniteValidationError
 from airflow_provider_ci.failures import DEFAULT_MAX_CONSECUTIVE_FAILURES, ConsecutiveFailures
 from airflow_provider_ci.hooks.ci import CloudInfiniteHook
 from airflow_provider_ci.key_query import KeyQuery, find
@@ -102,7 +102,7 @@ class CosKeySensor(BaseSensorOperator):
         self.max_consecutive_failures = int(max_consecutive_failures)
         self.tencent_ci_conn_id = tencent_ci_conn_id
         if self.max_consecutive_failures < 1:
-            raise CloudInfiniteError("max_consecutive_failures: must be at least 1")
+            raise CloudInfiniteValidationError("max_consecutive_failures", "must be at least 1")
         if not any("{{" in str(value) for value in (bucket_key, prefix, pattern, min_keys)):
             self._query()  # fail at parse time when nothing is left to render
         self._found: list[dict[str, Any]] = []

@@ -240,23 +240,30 @@ class CosKeyEventTrigger(BaseEventTrigger):
         watch = json.dumps([bucket, self.listing.prefix, self.listing.pattern])
         return f"cos_key_event_trigger:{hashlib.sha256(watch.encode()).hexdigest()[:16]}"
 
+    async def _save(self, store: _StateStore, arrivals: Arrivals) -> None:
+        """Save the state; if that fails, keep it in memory and say what a restart would cost."""
+        try:
+            await store.save(arrivals)
+        except Exception as exc:
+            self.log.warning("Could not save the watch state (a restart now may report keys again): %s", exc)
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = CloudInfiniteHook(self.tencent_ci_conn_id)
         try:
-            settings = await hook.asettings()
-            bucket = str(settings.endpoint(self.bucket, self.region, service="cos").bucket)
-            store = _StateStore(self, self.state_key(bucket))
+            bucket: str | None = None
+            store: _StateStore | None = None
             arrivals: Arrivals | None = None
-            loaded = False
             while True:
                 try:
-                    if not loaded:
-                        arrivals, loaded = await store.load(), True
+                    if bucket is None or store is None:  # once, and only complete: never baseline on a failed load
+                        settings = await hook.asettings()
+                        resolved = str(settings.endpoint(self.bucket, self.region, service="cos").bucket)
+                        loading = _StateStore(self, self.state_key(resolved))
+                        arrivals = await loading.load()
+                        bucket, store = resolved, loading
                     objects = await hook.alist_objects(self.listing.prefix, bucket=bucket, region=self.region)
-                except CloudInfiniteError as exc:
-                    self.log.warning(
-                        "Listing %r in %s failed; trying again next poll: %s", self.listing.prefix, bucket, exc
-                    )
+                except Exception as exc:  # a watcher outlives outages: log, and try again next poll
+                    self.log.warning("Watching %r failed; trying again next poll: %s", self.listing.prefix, exc)
                     await asyncio.sleep(self.poll_interval)
                     continue
                 matching = [obj for obj in objects if self.listing.matches(obj["Key"])]
@@ -270,7 +277,7 @@ class CosKeyEventTrigger(BaseEventTrigger):
                         self.listing.pattern or "",
                         len(arrivals.seen),
                     )
-                    await store.save(arrivals)
+                    await self._save(store, arrivals)
                 else:
                     fresh = arrivals.new(matching)
                     for start in range(0, len(fresh), MAX_KEYS_PER_EVENT):
@@ -278,7 +285,7 @@ class CosKeyEventTrigger(BaseEventTrigger):
                         self.log.info("%d new COS object(s) in %s: %s", len(batch), bucket, _names(batch))
                         yield TriggerEvent(_payload(bucket, self.listing.prefix, batch))
                     if arrivals.record(fresh, now, self.late_arrival_window):
-                        await store.save(arrivals)
+                        await self._save(store, arrivals)
                 await asyncio.sleep(self.poll_interval)
         finally:
             await hook.aclose()
