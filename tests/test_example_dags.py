@@ -212,3 +212,13 @@ def test_cos_wait_for_images_example(airflow_db, ci_emulator, ci_emulator_conn, 
     assert _image(ci_emulator, "output/arrived/deer.jpg.webp").format == "WEBP"
     listings = [r for r in ci_emulator.requests if r.method == "GET" and ".cos." in r.host]
     assert len(listings) >= 2 and {r.query["prefix"] for r in listings} == {prefix}  # it waited, in scope
+
+
+def test_cos_new_images_example_run_by_hand_processes_nothing(airflow_db, ci_emulator, ci_emulator_conn):
+    """Without asset events (a manual run) there is nothing to process, and the run still succeeds.
+    Runs started by new images are in tests/deployment/test_cos_arrivals.py (a real triggerer)."""
+    jobs_before = len(ci_emulator.jobs())
+    run_, states = run("example_cos_new_images")
+    assert run_.state == "success", states
+    assert _xcom(run_, "arrived", "return_value") == []
+    assert len(ci_emulator.jobs()) == jobs_before
