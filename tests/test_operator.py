@@ -20,9 +20,10 @@ from airflow.providers.common.compat.sdk import TaskDeferred
 from airflow_provider_ci.emulator.pytest_plugin import DEFAULT_BUCKET, DEFAULT_REGION
 from airflow_provider_ci.exceptions import CloudInfiniteError, CloudInfiniteJobError, CloudInfiniteValidationError
 from airflow_provider_ci.hooks.ci import CloudInfiniteHook
+from airflow_provider_ci.identity import task_identity
 from airflow_provider_ci.links.job import CloudInfiniteJobLink
 from airflow_provider_ci.operators import pic_process
-from airflow_provider_ci.operators.pic_process import CloudInfinitePicProcessOperator, task_identity
+from airflow_provider_ci.operators.pic_process import CloudInfinitePicProcessOperator
 from airflow_provider_ci.triggers.job import CloudInfiniteJobTrigger
 from tests.support import FAST_RETRY, png
 

@@ -296,7 +296,7 @@ class CloudInfiniteHook(BaseHook):
         try:
             self._call(self._cancel_request(job_id), bucket, region)
         except CloudInfiniteServiceError as exc:
-            if exc.status >= 500 or self.get_job(job_id, bucket=bucket, region=region).get("State") != "Cancel":
+            if exc.status >= 500 or self.get_job(job_id, bucket=bucket, region=region).get("State") != JobState.CANCEL:
                 raise
         log.info("Cancelled CI job %s", job_id)
 
@@ -306,7 +306,7 @@ class CloudInfiniteHook(BaseHook):
         except CloudInfiniteServiceError as exc:
             if (
                 exc.status >= 500
-                or (await self.aget_job(job_id, bucket=bucket, region=region)).get("State") != "Cancel"
+                or (await self.aget_job(job_id, bucket=bucket, region=region)).get("State") != JobState.CANCEL
             ):
                 raise
         log.info("Cancelled CI job %s", job_id)
