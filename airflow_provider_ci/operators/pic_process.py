@@ -7,8 +7,9 @@ job that is already over is handled without a deferral; then wait.
 Retries: a retry of this task does not bill a second job while its earlier job is still
 waiting or has succeeded. Each submit carries this task instance's identity (dag, task, run,
 map index, try) in ``UserData`` (:mod:`airflow_provider_ci.identity`); a retry lists the
-input's jobs and reattaches to the newest one of its own that has not failed. Jobs of other task instances with the same input are
-never adopted. Passing your own ``user_data`` turns this off (the field then holds yours).
+input's jobs and reattaches to the newest one of its own that has not failed. Jobs of other
+task instances with the same input are never adopted. Passing your own ``user_data`` turns
+this off (the field then holds yours).
 """
 
 from __future__ import annotations
