@@ -201,6 +201,19 @@ def test_defers_after_recording_the_job_with_plain_trigger_kwargs(emulator):
     assert [key for key, _ in ti.pushed] == ["job_id", CloudInfiniteJobLink.key]
 
 
+def test_a_shorter_execution_timeout_bounds_the_deferred_wait(emulator):
+    """Airflow does not apply execution_timeout to a deferred task; the trigger's deadline does,
+    so the job is still cancelled and the error explained when it passes."""
+    emulator.pause_queue()
+    with pytest.raises(TaskDeferred) as info:
+        operator(
+            deferrable=True, timeout=timedelta(hours=2), execution_timeout=timedelta(minutes=1), poll_interval=7
+        ).execute(context())
+    _, kwargs = info.value.trigger.serialize()
+    assert 50 < kwargs["end_time"] - time.time() <= 60
+    assert info.value.timeout == timedelta(seconds=60 + 7 + 60)
+
+
 def test_execute_complete_success_returns_the_detail():
     detail = {"JobId": "c1", "State": "Success"}
     assert operator().execute_complete(context(), {"status": "success", "job_id": "c1", "detail": detail}) == detail
