@@ -121,6 +121,40 @@ class CloudInfiniteHook(BaseHook):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(tencent_ci_conn_id={self.tencent_ci_conn_id!r})"
 
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The connection form's extra fields for Airflow 3.1 (3.2+ reads ``conn-fields`` instead).
+
+        Built from the provider info's ``conn-fields``, so both forms show the same fields.
+        Needs WTForms (FAB brings it); without it Airflow 3.1 shows the generic form.
+
+        :return: WTForms fields keyed by the extra key each is saved under.
+        """
+        from airflow_provider_ci.connection_form import form_widgets
+
+        return form_widgets()
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Hidden, relabelled and placeholder fields of the connection form (Airflow 3.1).
+
+        :return: ``hidden_fields``, ``relabeling`` and ``placeholders``, from ``ui-field-behaviour``.
+        """
+        from airflow_provider_ci.connection_form import ui_field_behaviour
+
+        return ui_field_behaviour()
+
+    def get_conn(self) -> ConnectionSettings:
+        """The connection's checked settings (read once; blocking, see :meth:`asettings` in triggers).
+
+        The hook keeps no session object: requests are signed per call. Secrets stay out of the
+        result's ``repr``.
+
+        :return: credentials, region, bucket, scheme, endpoint URL, ``max_qps`` and ``poll_batch_size``.
+        :raises CloudInfiniteValidationError: a field of the connection breaks its rule.
+        """
+        return self.settings()
+
     # -- connection -------------------------------------------------------------------------
 
     def settings(self) -> ConnectionSettings:

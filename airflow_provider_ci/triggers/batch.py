@@ -84,7 +84,7 @@ class CloudInfiniteBatchJobTrigger(BaseTrigger):
                 left = None if self.end_time is None else max(0.0, self.end_time - time.time())
                 try:
                     job_id, answer = await asyncio.wait_for(answers.get(), left)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     yield TriggerEvent(
                         {"status": "timeout", "succeeded": succeeded, "failed": failed, "pending": sorted(pending)}
                     )

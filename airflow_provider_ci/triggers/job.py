@@ -97,7 +97,7 @@ class CloudInfiniteJobTrigger(BaseTrigger):
         while True:
             try:
                 _, answer = await asyncio.wait_for(answers.get(), self._time_left())
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return self._event("timeout", message=f"CI job {self.job_id} did not finish in time", detail=watch.last)
             if isinstance(answer, CloudInfiniteJobNotFoundError):
                 return self._event("error", code="NoSuchJob", message=f"CI does not know job {self.job_id}")

@@ -46,7 +46,7 @@ def _about(rows: list[Row], jobs: int, seconds: float) -> str:
     import airflow
 
     modes = len({row.mode for row in rows})
-    today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+    today = datetime.datetime.now(datetime.UTC).date().isoformat()
     return (
         f"{today}, Airflow {airflow.__version__}, N = {jobs} jobs per fault and mode, {modes} modes, "
         f"{len(rows)} DAG runs in {seconds:.0f} s."
