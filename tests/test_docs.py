@@ -13,6 +13,8 @@ import importlib
 import inspect
 import re
 from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
 
 import pytest
 from airflow.sdk import BaseHook, BaseOperatorLink
@@ -116,3 +118,38 @@ def test_the_checks_catch_an_undocumented_parameter():
     ]
     assert [name for name, _ in _public_methods(Undocumented)] == ["method"]
     assert _documented(Undocumented.method.__doc__) == set()
+
+
+# -- the README, as the package index shows it ---------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)|<(https?://[^>]+)>")
+
+
+def _site_url() -> str:
+    match = re.search(r"^site_url:\s*(\S+)", (ROOT / "mkdocs.yml").read_text(), re.M)
+    assert match
+    return match.group(1)
+
+
+def test_readme_links_and_images_are_absolute():
+    """The package index renders README.md away from the repository: relative links break there."""
+    targets = [a or b for a, b in LINK.findall((ROOT / "README.md").read_text())]
+    assert targets
+    relative = [target for target in targets if not target.startswith(("https://", "http://"))]
+    assert not relative, f"relative links in README.md: {relative}"
+
+
+def test_readme_links_into_the_docs_name_existing_pages():
+    site = _site_url()
+    targets = [a or b for a, b in LINK.findall((ROOT / "README.md").read_text())]
+    pages = [t.removeprefix(site).removeprefix("en/latest/").strip("/") for t in targets if t.startswith(site)]
+    assert "connection" in pages
+    for page in filter(None, pages):
+        assert (ROOT / "docs" / f"{page}.md").is_file(), f"README links to {page!r}, which docs/ does not have"
+
+
+def test_project_urls_point_at_the_docs_and_the_changelog():
+    urls = dict(line.split(", ", 1) for line in metadata.metadata("airflow-provider-ci").get_all("Project-URL") or [])
+    assert urls["Documentation"] == _site_url()
+    assert urls["Changelog"].endswith("/CHANGELOG.md")
