@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make dist-check: what a user installs from the package index works, without this checkout.
-#   1. build the sdist and the wheel (uv build, isolated) and check their metadata (twine --strict);
+#   1. build the sdist, and the wheel from it (uv build, isolated); check their metadata (twine --strict);
 #   2. check what each ships: LICENSE in both, no tests in the sdist (they need the repository);
 #   3. install the wheel, not editable, into a fresh venv with Airflow (uv, from its cache);
 #   4. import every module of the installed package from outside the checkout, and ask Airflow
@@ -16,7 +16,8 @@ trap 'rm -rf "$WORK"' EXIT
 DIST="$WORK/dist"
 
 cd "$ROOT"
-"$UV" build -q --sdist --wheel -o "$DIST" .
+# Without --sdist/--wheel uv builds the wheel from the sdist, which proves the sdist complete.
+"$UV" build -q -o "$DIST" .
 # setuptools leaves its egg-info in the source tree; the checkout stays as it was.
 rm -rf "$ROOT"/*.egg-info "$ROOT/build"
 "$BIN/twine" check --strict "$DIST"/*
