@@ -153,3 +153,13 @@ def test_project_urls_point_at_the_docs_and_the_changelog():
     urls = dict(line.split(", ", 1) for line in metadata.metadata("airflow-provider-ci").get_all("Project-URL") or [])
     assert urls["Documentation"] == _site_url()
     assert urls["Changelog"].endswith("/CHANGELOG.md")
+
+
+def test_airflows_providers_view_links_the_docs():
+    """Airflow 3.3+ reads the Documentation project URL for its Providers view (3.1 and 3.2 show none)."""
+    from airflow.providers_manager import ProvidersManager
+
+    data = ProvidersManager().providers["airflow-provider-ci"].data
+    if "documentation-url" not in data:
+        pytest.skip("this Airflow's provider discovery has no documentation-url (before 3.3)")
+    assert data["documentation-url"] == _site_url()
