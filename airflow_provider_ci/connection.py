@@ -26,6 +26,12 @@ MAX_POLL_BATCH_SIZE = 100
 
 @dataclass(frozen=True)
 class ConnectionSettings:
+    """A ``tencent_ci`` connection, every field checked; what ``CloudInfiniteHook.get_conn()`` returns.
+
+    ``credentials`` holds the SecretId, SecretKey and STS token; only the SecretId shows in
+    ``repr``. ``max_qps`` and ``poll_batch_size`` are CI's defaults unless the extra sets them.
+    """
+
     credentials: Credentials
     region: str | None
     bucket: str | None

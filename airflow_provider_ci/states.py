@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import Enum
 
 
-class JobState(str, Enum):
+class JobState(str, Enum):  # noqa: UP042 (StrEnum would change str() of members, which messages use)
     SUBMITTED = "Submitted"
     RUNNING = "Running"
     PAUSE = "Pause"  # waiting in a paused queue; resumes when the queue is re-activated

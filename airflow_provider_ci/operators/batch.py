@@ -79,6 +79,40 @@ class CloudInfiniteBatchPicProcessOperator(BaseOperator):
     Give ``items`` (dicts with ``input_object`` and ``output_object``), or ``input_prefix``
     plus ``output_key_template`` (e.g. ``"thumbs/{stem}.webp"``; fields {key} {dir} {name}
     {stem} {ext}) to process every image under a prefix.
+
+    :param items: the images to process, each a dict with ``input_object`` and
+        ``output_object``; give this or ``input_prefix`` (templated).
+    :param input_prefix: process every image whose key starts with this prefix; give this or
+        ``items`` (templated).
+    :param output_key_template: the output key of each image under ``input_prefix``, from the
+        fields ``{key}`` (the input key), ``{dir}``, ``{name}``, ``{stem}`` and ``{ext}``
+        (templated; required with ``input_prefix``).
+    :param template_id: id of a saved PicProcess template; give this or ``process_rule`` (templated).
+    :param process_rule: an inline imageMogr2 rule; give this or ``template_id`` (templated).
+    :param is_pic_info: also return image info in each job's ``PicProcessResult`` (templated).
+    :param bucket: bucket of the inputs as ``name-APPID``; default the connection's ``bucket``
+        extra (templated).
+    :param region: region of ``bucket``; default the connection's ``region`` extra (templated).
+    :param output_bucket: bucket of the outputs; default ``bucket`` (templated).
+    :param output_region: region of ``output_bucket``; default ``region`` (templated).
+    :param job_level: queue priority of every job: 0, 1 or 2, higher first (templated).
+    :param allow_failures: how many jobs may fail before the task does: a count (int >= 0) or
+        a ratio of all items (0 <= float < 1); default 0.
+    :param max_qps: client-side cap on requests per second, retries included; default the
+        connection's ``max_qps`` extra, else CI's 100/s.
+    :param max_concurrency: submits in flight at once (default 16).
+    :param wait_for_completion: wait until every job ends (default); ``False`` returns once
+        all are submitted (their ids are in XCom ``jobs`` either way).
+    :param deferrable: wait in the triggerer instead of on the worker; default
+        ``[operators] default_deferrable``.
+    :param poll_interval: seconds (or a ``timedelta``) between two polls of the waiting jobs.
+    :param timeout: how long to wait for all jobs (seconds or ``timedelta``, default 24 h, cut
+        to ``execution_timeout`` when that is shorter);
+        then jobs that have not started are cancelled and the task fails.
+    :param cancel_on_kill: cancel the jobs that have not started when the task is killed.
+    :param max_consecutive_failures: failed polls of one job in a row (after the hook's own
+        retries) that end that job's wait as failed; a permanent error (4xx) ends it at once.
+    :param tencent_ci_conn_id: the ``tencent_ci`` connection to use (templated).
     """
 
     template_fields: Sequence[str] = (

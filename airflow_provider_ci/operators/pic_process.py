@@ -60,6 +60,43 @@ class CloudInfinitePicProcessOperator(BaseOperator):
     cancelled (if it has not started) and the task fails. ``cancel_on_kill`` cancels the job
     when the task is killed on a worker or, on Airflow 3.3+, when a deferred task is marked
     failed or cleared.
+
+    :param input_object: key of the source image in ``bucket``, without a leading ``/`` (templated).
+    :param output_object: key the result is written to in ``output_bucket`` (templated).
+    :param template_id: id of a saved PicProcess template; give this or ``process_rule`` (templated).
+    :param process_rule: an inline imageMogr2 rule, e.g. ``imageMogr2/thumbnail/400x/format/webp``;
+        give this or ``template_id`` (templated).
+    :param is_pic_info: also return the input's and output's image info in ``PicProcessResult``
+        (templated; ``True``/``False`` or ``"true"``/``"false"``).
+    :param bucket: bucket of the input as ``name-APPID``; default the connection's ``bucket``
+        extra (templated).
+    :param region: region of ``bucket``, e.g. ``ap-chongqing``; default the connection's
+        ``region`` extra (templated).
+    :param output_bucket: bucket of the output; default ``bucket`` (templated).
+    :param output_region: region of ``output_bucket``; default ``region`` (templated).
+    :param user_data: up to 1024 printable ASCII characters stored with the job. By default the
+        task instance's identity goes there, so a retry reattaches to its own earlier job;
+        giving your own turns that off (templated).
+    :param job_level: queue priority: 0, 1 or 2, higher first (templated).
+    :param callback: an http(s) URL CI calls when the job ends, or ``"no"`` to suppress the
+        queue's callback for this job (templated).
+    :param callback_format: ``XML`` or ``JSON`` body of the callback (templated).
+    :param callback_type: ``Url`` (default) or ``TDMQ`` (templated).
+    :param callback_mq_config: required with ``callback_type="TDMQ"``: ``MqMode`` (Queue or
+        Topic), ``MqRegion`` (sh, bj, gz, cd, hk) and ``MqName`` (templated).
+    :param wait_for_completion: wait until the job ends (default); ``False`` returns the
+        submitted JobsDetail right away (the job id is in XCom ``job_id`` either way).
+    :param deferrable: wait in the triggerer instead of on the worker; default
+        ``[operators] default_deferrable``.
+    :param poll_interval: seconds (or a ``timedelta``) between two looks at the job; mind CI's
+        100 requests/s per account when many tasks wait at once.
+    :param timeout: how long to wait (seconds or ``timedelta``, default 24 h, cut to
+        ``execution_timeout`` when that is shorter); then the job is
+        cancelled if it has not started and the task fails.
+    :param cancel_on_kill: cancel the job when the task is killed (see above).
+    :param max_consecutive_failures: failed polls in a row (after the hook's own retries) that
+        end the wait, deferred or not; a permanent error (4xx) ends it at once (default 5).
+    :param tencent_ci_conn_id: the ``tencent_ci`` connection to use (templated).
     """
 
     template_fields: Sequence[str] = ("tencent_ci_conn_id", *SUBMIT_FIELDS)

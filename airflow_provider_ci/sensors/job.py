@@ -48,6 +48,21 @@ class CloudInfiniteJobSensor(BaseSensorOperator):
 
     Keeps waiting on Submitted, Running and Pause (a paused queue). ``poke_interval`` is also
     the deferred poll interval; mind CI's request rate limit when many sensors wait at once.
+    Failed and Cancel raise :class:`CloudInfiniteJobError` (or skip the task with ``soft_fail``).
+    The other sensor arguments (``timeout``, ``mode``, ``soft_fail``...) are Airflow's own.
+
+    :param job_id: the CI job to wait for, e.g. the operator's XCom ``job_id`` (templated).
+    :param bucket: the job's bucket as ``name-APPID``; default the connection's ``bucket``
+        extra (templated).
+    :param region: the bucket's region; default the connection's ``region`` extra (templated).
+    :param deferrable: wait in the triggerer after the first poke; default
+        ``[operators] default_deferrable``.
+    :param tencent_ci_conn_id: the ``tencent_ci`` connection to use (templated).
+    :param poke_interval: seconds (or a ``timedelta``) between two looks at the job (default 10).
+    :param max_consecutive_failures: pokes in a row whose request failed (after the hook's own
+        retries) before the sensor fails; until then such a poke logs a warning and returns
+        False. A permanent error (4xx) fails it at once. In ``reschedule`` mode the count starts
+        anew with each reschedule (default 5).
     """
 
     template_fields: Sequence[str] = ("job_id", "bucket", "region", "tencent_ci_conn_id")

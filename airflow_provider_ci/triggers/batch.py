@@ -38,6 +38,17 @@ class CloudInfiniteBatchJobTrigger(BaseTrigger):
     Emits ``success`` (every job ended; some may have failed: the operator judges), or
     ``timeout`` with the ids still waiting. A job whose polls keep failing (a permanent error,
     or ``max_consecutive_failures`` transient ones in a row) ends as failed with that error.
+
+    :param job_ids: the CI jobs to wait for.
+    :param tencent_ci_conn_id: the ``tencent_ci`` connection to use.
+    :param bucket: the jobs' bucket; default the connection's ``bucket`` extra.
+    :param region: the bucket's region; default the connection's ``region`` extra.
+    :param poll_interval: seconds between two poll rounds (default 10).
+    :param end_time: when to stop waiting, as Unix seconds (wall clock); ``None`` waits
+        without a deadline.
+    :param max_consecutive_failures: failed polls of one job in a row that end it as failed
+        (default 5).
+    :param log_every: seconds between two progress lines (done/total, rate; default 30).
     """
 
     def __init__(
@@ -92,7 +103,7 @@ class CloudInfiniteBatchJobTrigger(BaseTrigger):
                 left = None if self.end_time is None else max(0.0, self.end_time - time.time())
                 try:
                     job_id, answer = await asyncio.wait_for(answers.get(), left)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     yield TriggerEvent(
                         {"status": "timeout", "succeeded": succeeded, "failed": failed, "pending": sorted(pending)}
                     )

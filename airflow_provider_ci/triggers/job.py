@@ -49,6 +49,17 @@ class CloudInfiniteJobTrigger(BaseTrigger):
     Cancel with its Code and Message, an unknown job id, or too many failed polls), or
     ``timeout``. With ``cancel_on_kill``, a user marking the deferred task failed or clearing
     it (Airflow 3.3+ calls :meth:`on_kill`) cancels the job if it has not started yet.
+
+    :param job_id: the CI job to wait for.
+    :param tencent_ci_conn_id: the ``tencent_ci`` connection to use.
+    :param bucket: the job's bucket; default the connection's ``bucket`` extra.
+    :param region: the bucket's region; default the connection's ``region`` extra.
+    :param poll_interval: seconds between two polls (default 10).
+    :param end_time: when to stop waiting, as Unix seconds (wall clock, so it survives a move
+        to another triggerer); ``None`` waits without a deadline.
+    :param cancel_on_kill: cancel the job on :meth:`on_kill` if the task is no longer deferred.
+    :param max_consecutive_failures: failed polls in a row (after the hook's own retries) that
+        end the wait with an ``error`` event (default 5).
     """
 
     def __init__(
@@ -104,7 +115,7 @@ class CloudInfiniteJobTrigger(BaseTrigger):
         while True:
             try:
                 _, answer = await asyncio.wait_for(answers.get(), self._time_left())
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return self._event("timeout", **timeout_fields(self.job_id, watch.last), detail=watch.last)
             if isinstance(answer, CloudInfiniteJobNotFoundError):
                 return self._event("error", code="NoSuchJob", message=f"CI does not know job {self.job_id}")
