@@ -15,9 +15,6 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_ci import validation as check
-from airflow_provider_ci.exceptions import CloudInfiniteValidationError
-
 if TYPE_CHECKING:
     from qcloud_cos import CosS3Client
 
@@ -76,11 +73,8 @@ def cos_client(settings: ConnectionSettings, region: str | None = None, **config
 
     credentials = settings.credentials
     protect_sdk_logs(credentials.secret_key, credentials.token)
-    region = region or settings.region
-    if region is None:
-        raise CloudInfiniteValidationError("region", "is required: pass region= or set extra.region")
     kwargs: dict[str, Any] = {
-        "Region": check.region("region", region),
+        "Region": settings.resolve_region(region),
         "SecretId": credentials.secret_id,
         "SecretKey": credentials.secret_key,
         "Token": credentials.token,
