@@ -70,3 +70,51 @@ class Arrivals:
             return None
         seen = value.get("seen") or {}
         return cls(horizon=float(value["horizon"]), seen={str(k): float(v) for k, v in seen.items()})
+
+
+class StateStore:
+    """Where a ``CosKeyEventTrigger`` keeps its :class:`Arrivals` between triggerer restarts.
+
+    Airflow 3.3+ gives an event trigger the state store of the asset it watches
+    (``asset_state_store``, kept in the metadata DB and cleared with the asset): state goes
+    there under a key derived from the watch (bucket, prefix, pattern), so a changed watch
+    starts a fresh baseline. Without one (Airflow 3.1/3.2, a trigger watching several assets,
+    or run outside a triggerer) state is kept in memory only: a restart then starts a new
+    baseline, so old keys are still never fired again, but keys that landed while the
+    triggerer was down are not fired either.
+
+    :param trigger: the event trigger whose state this is (its ``asset_state_store``, if Airflow
+        injected one, and its logger).
+    :param name: the key of this watch's state in the store.
+    """
+
+    def __init__(self, trigger: Any, name: str) -> None:
+        self.trigger = trigger
+        self.name = name
+        self.memory: Any = None
+        self.warned = False
+
+    def _note_memory_only(self) -> None:
+        if not self.warned:
+            self.warned = True
+            self.trigger.log.warning(
+                "No asset state store for this watch (Airflow < 3.3, or several assets share the trigger): "
+                "new-key state lives in memory only; after a triggerer restart, keys that landed meanwhile "
+                "are not fired"
+            )
+
+    async def load(self) -> Arrivals | None:
+        store = getattr(self.trigger, "asset_state_store", None)
+        if store is not None:
+            try:
+                return Arrivals.from_json(await store.aget(self.name, None))
+            except ValueError:  # the trigger watches several assets: no single place for the state
+                pass
+        self._note_memory_only()
+        return Arrivals.from_json(self.memory)
+
+    async def save(self, arrivals: Arrivals) -> None:
+        self.memory = arrivals.to_json()
+        if self.warned:
+            return
+        await self.trigger.asset_state_store.aset(self.name, self.memory)

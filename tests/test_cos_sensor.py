@@ -163,6 +163,7 @@ def test_a_permanent_error_ends_the_wait_at_once(emulator, prefix, soft_fail):
         ({"prefix": "p/", "min_keys": "many"}, "min_keys"),
         ({"prefix": "../p/"}, "prefix"),
         ({"prefix": "p/", "pattern": ""}, "pattern"),
+        ({"prefix": "p/", "max_consecutive_failures": 0}, "max_consecutive_failures"),
     ],
 )
 def test_bad_input_names_the_field_at_parse_time(kwargs, field):

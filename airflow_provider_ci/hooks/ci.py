@@ -586,7 +586,14 @@ class CloudInfiniteHook(BaseHook):
     async def alist_objects(
         self, prefix: str, *, bucket: str | None = None, region: str | None = None, max_objects: int | None = None
     ) -> list[dict[str, Any]]:
-        """:meth:`list_objects` without blocking (for triggers): same parameters and result."""
+        """:meth:`list_objects` without blocking (for triggers): same requests and result.
+
+        :param prefix: key prefix to list under; ``""`` lists the whole bucket.
+        :param bucket: bucket in ``name-APPID`` form; default: the connection's ``extra.bucket``.
+        :param region: COS region; default: the connection's ``extra.region``.
+        :param max_objects: stop after this many objects; default: all.
+        :return: one dict per object: ``Key``, ``Size``, ``ETag``, ``LastModified`` (ISO 8601 UTC).
+        """
         prefix = cos_objects.prefix("prefix", prefix)
         objects: list[dict[str, Any]] = []
         marker: str | None = ""
@@ -616,7 +623,13 @@ class CloudInfiniteHook(BaseHook):
     async def ahead_object(
         self, key: str, *, bucket: str | None = None, region: str | None = None
     ) -> dict[str, Any] | None:
-        """:meth:`head_object` without blocking (for triggers): same parameters and result."""
+        """:meth:`head_object` without blocking (for triggers).
+
+        :param key: the exact object key.
+        :param bucket: bucket in ``name-APPID`` form; default: the connection's ``extra.bucket``.
+        :param region: COS region; default: the connection's ``extra.region``.
+        :return: ``Key``, ``Size``, ``ETag``, ``LastModified`` (ISO 8601 UTC), or ``None`` on 404.
+        """
         key = cos_objects.object_key("key", key)
         try:
             result = await self._acall(cos_objects.head_request(key), bucket, region, "cos")

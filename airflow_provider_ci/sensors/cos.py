@@ -4,7 +4,7 @@ Poke mode and deferrable mode ask the same question (:mod:`airflow_provider_ci.k
 through the hook's signed COS requests; deferrable mode pokes once and, if the keys are not
 there yet, defers on :class:`~airflow_provider_ci.triggers.cos.CosKeyTrigger`. A poke whose
 request fails logs a warning and counts as "not yet", until ``max_consecutive_failures`` pokes
-in a row have failed (:mod:`airflow_provider_ci.failures`), as for the job sensor.
+in a row have failed (:class:`~airflow_provider_ci.waiting.PollFailures`), as for the job sensor.
 """
 
 from __future__ import annotations
@@ -21,16 +21,20 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
-from airflow_provider_ci.exceptions import CloudInfiniteError, CloudInfiniteValidationError
-from airflow_provider_ci.failures import DEFAULT_MAX_CONSECUTIVE_FAILURES, ConsecutiveFailures
+from airflow_provider_ci import validation as check
+from airflow_provider_ci.exceptions import CloudInfiniteError
 from airflow_provider_ci.hooks.ci import CloudInfiniteHook
 from airflow_provider_ci.key_query import KeyQuery, find
+from airflow_provider_ci.waiting import (
+    DEFAULT_MAX_CONSECUTIVE_FAILURES,
+    PollFailures,
+    deferral_timeout,
+    read_event,
+    wait_limit,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-#: Statuses of :class:`CosKeyTrigger` events; anything else is rejected on resume.
-EVENT_STATUSES = ("success", "error", "timeout")
 
 
 class CosKeySensor(BaseSensorOperator):
@@ -56,8 +60,8 @@ class CosKeySensor(BaseSensorOperator):
     :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
     :param poke_interval: seconds between pokes, also the deferred poll interval (default 30).
     :param max_consecutive_failures: failed pokes in a row (after the hook's own retries)
-        that end the wait; a single failed poke only logs a warning. In ``reschedule`` mode each
-        poke runs afresh, so failed pokes are not counted across reschedules.
+        that end the wait (1-1000, default 5); a single failed poke only logs a warning. In
+        ``reschedule`` mode the count starts anew with each reschedule.
     :param tencent_ci_conn_id: the ``tencent_ci`` connection (default ``tencent_ci_default``).
     """
 
@@ -99,14 +103,12 @@ class CosKeySensor(BaseSensorOperator):
         self.bucket = bucket
         self.region = region
         self.deferrable = deferrable
-        self.max_consecutive_failures = int(max_consecutive_failures)
+        self.max_consecutive_failures = check.failure_budget(max_consecutive_failures)
         self.tencent_ci_conn_id = tencent_ci_conn_id
-        if self.max_consecutive_failures < 1:
-            raise CloudInfiniteValidationError("max_consecutive_failures", "must be at least 1")
         if not any("{{" in str(value) for value in (bucket_key, prefix, pattern, min_keys)):
             self._query()  # fail at parse time when nothing is left to render
         self._found: list[dict[str, Any]] = []
-        self._failures: ConsecutiveFailures | None = None
+        self._failures = PollFailures(self.max_consecutive_failures)
 
     def _query(self) -> KeyQuery:
         return KeyQuery.build(
@@ -132,18 +134,23 @@ class CosKeySensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> bool:
         query = self._query()
-        if self._failures is None:
-            self._failures = ConsecutiveFailures(f"COS for {query.describe()}", self.log, self.max_consecutive_failures)
         hook = CloudInfiniteHook(self.tencent_ci_conn_id)
         try:
             found = find(query, hook, self.bucket, self.region)
         except CloudInfiniteError as exc:
-            if self._failures.failed(exc):
+            if self._failures.record(exc):
                 self._fail(exc)
+            self.log.warning(
+                "Polling COS for %s failed (%d in a row, limit %d): %s",
+                query.describe(),
+                self._failures.count,
+                self._failures.max_consecutive,
+                exc,
+            )
             return False
         finally:
             hook.close()
-        self._failures.succeeded()
+        self._failures.reset()
         if found is None:
             self.log.info("Waiting for %s", query.describe())
             return False
@@ -158,7 +165,7 @@ class CosKeySensor(BaseSensorOperator):
             return self._keys()
         if self.poke(context):
             return self._keys()
-        self._defer(time.time() + self.timeout, first_poll_delay=self.poke_interval)
+        self._defer(time.time() + wait_limit(self.timeout, self.execution_timeout), self.poke_interval)
 
     def _defer(self, end_time: float, first_poll_delay: float) -> NoReturn:
         from airflow_provider_ci.triggers.cos import CosKeyTrigger  # only when deferring: cheap parse
@@ -175,17 +182,17 @@ class CosKeySensor(BaseSensorOperator):
                 first_poll_delay=first_poll_delay,
             ),
             method_name="execute_complete",
-            timeout=timedelta(seconds=max(0.0, end_time - time.time()) + self.poke_interval + 60),
+            timeout=deferral_timeout(max(0.0, end_time - time.time()), self.poke_interval),
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> list[str]:
         """Resume after the trigger (a fresh instance: everything comes from ``event``)."""
-        if not isinstance(event, dict) or event.get("status") not in EVENT_STATUSES:
-            raise CloudInfiniteError(f"Unexpected trigger event: {event!r}")
+        event = read_event(event)
         if event["status"] == "timeout":  # as in poke mode: a sensor timeout is not retried
             self._fail(AirflowSensorTimeout(f"{event.get('message')} (sensor timeout {self.timeout:.0f} s)"))
         if event["status"] == "error":
             self._fail(CloudInfiniteError(str(event.get("message"))))
         if self._accept(list(event.get("objects") or [])):
             return self._keys()
-        self._defer(float(event.get("end_time") or time.time() + self.timeout), first_poll_delay=self.poke_interval)
+        end_time = event.get("end_time") or time.time() + wait_limit(self.timeout, self.execution_timeout)
+        self._defer(float(end_time), first_poll_delay=self.poke_interval)

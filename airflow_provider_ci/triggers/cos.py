@@ -5,7 +5,7 @@
 * :class:`CosKeyEventTrigger` is a ``BaseEventTrigger`` for an ``AssetWatcher``: it fires one
   event per new key under a prefix, for as long as the watch lives, so a DAG scheduled on the
   asset runs when images land. What is "new" survives a triggerer restart (see
-  :mod:`airflow_provider_ci.arrivals` for the rule and :class:`_StateStore` for where it is kept).
+  :mod:`airflow_provider_ci.arrivals` for the rule and :class:`StateStore` for where it is kept).
 
 Kwargs are plain JSON (a connection id, never a secret); deadlines are wall-clock.
 """
@@ -22,12 +22,12 @@ from typing import Any
 from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 
 from airflow_provider_ci import cos_objects
-from airflow_provider_ci.arrivals import DEFAULT_LATE_ARRIVAL_WINDOW, Arrivals
+from airflow_provider_ci.arrivals import DEFAULT_LATE_ARRIVAL_WINDOW, Arrivals, StateStore
 from airflow_provider_ci.exceptions import CloudInfiniteError, CloudInfiniteValidationError
-from airflow_provider_ci.failures import DEFAULT_MAX_CONSECUTIVE_FAILURES, ConsecutiveFailures
 from airflow_provider_ci.hooks.ci import CloudInfiniteHook
 from airflow_provider_ci.key_query import KeyQuery, Listing, afind, glob_pattern
 from airflow_provider_ci.validation import number, seconds
+from airflow_provider_ci.waiting import DEFAULT_MAX_CONSECUTIVE_FAILURES, PollFailures
 
 #: Shortest poll interval of the event trigger: it lists the whole prefix every round.
 MIN_EVENT_POLL_INTERVAL = 1.0
@@ -99,23 +99,25 @@ class CosKeyTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = CloudInfiniteHook(self.tencent_ci_conn_id)
-        failures = ConsecutiveFailures(f"COS for {self.query.describe()}", self.log, self.max_consecutive_failures)
+        failures = PollFailures(self.max_consecutive_failures)
         try:
             yield await self._wait(hook, failures)
         finally:
             await hook.aclose()
 
-    async def _wait(self, hook: CloudInfiniteHook, failures: ConsecutiveFailures) -> TriggerEvent:
+    async def _wait(self, hook: CloudInfiniteHook, failures: PollFailures) -> TriggerEvent:
         await asyncio.sleep(max(0.0, min(self.first_poll_delay, self._time_left())))
         while True:
             try:
                 found = await afind(self.query, hook, self.bucket, self.region)
             except CloudInfiniteError as exc:
-                if failures.failed(exc):
-                    message = f"{failures.count} polls in a row failed; last: {exc}" if failures.count else str(exc)
-                    return TriggerEvent({"status": "error", "message": message})
+                if failures.record(exc):
+                    return TriggerEvent({"status": "error", "message": failures.describe(exc)})
+                self.log.warning(
+                    "Polling COS for %s failed (%d in a row): %s", self.query.describe(), failures.count, exc
+                )
             else:
-                failures.succeeded()
+                failures.reset()
                 if found is not None:
                     keys = [obj["Key"] for obj in found]
                     return TriggerEvent(
@@ -125,50 +127,6 @@ class CosKeyTrigger(BaseTrigger):
             if left <= 0:
                 return TriggerEvent({"status": "timeout", "message": f"{self.query.describe()} did not arrive in time"})
             await asyncio.sleep(min(self.poll_interval, left))
-
-
-class _StateStore:
-    """Where a :class:`CosKeyEventTrigger` keeps its :class:`Arrivals` between triggerer restarts.
-
-    Airflow 3.3+ gives an event trigger the state store of the asset it watches
-    (``asset_state_store``, kept in the metadata DB and cleared with the asset): state goes
-    there under a key derived from the watch (bucket, prefix, pattern), so a changed watch
-    starts a fresh baseline. Without one (Airflow 3.1/3.2, a trigger watching several assets,
-    or run outside a triggerer) state is kept in memory only: a restart then starts a new
-    baseline, so old keys are still never fired again, but keys that landed while the
-    triggerer was down are not fired either.
-    """
-
-    def __init__(self, trigger: BaseTrigger, name: str) -> None:
-        self.trigger = trigger
-        self.name = name
-        self.memory: Any = None
-        self.warned = False
-
-    def _note_memory_only(self) -> None:
-        if not self.warned:
-            self.warned = True
-            self.trigger.log.warning(
-                "No asset state store for this watch (Airflow < 3.3, or several assets share the trigger): "
-                "new-key state lives in memory only; after a triggerer restart, keys that landed meanwhile "
-                "are not fired"
-            )
-
-    async def load(self) -> Arrivals | None:
-        store = getattr(self.trigger, "asset_state_store", None)
-        if store is not None:
-            try:
-                return Arrivals.from_json(await store.aget(self.name, None))
-            except ValueError:  # the trigger watches several assets: no single place for the state
-                pass
-        self._note_memory_only()
-        return Arrivals.from_json(self.memory)
-
-    async def save(self, arrivals: Arrivals) -> None:
-        self.memory = arrivals.to_json()
-        if self.warned:
-            return
-        await self.trigger.asset_state_store.aset(self.name, self.memory)  # type: ignore[attr-defined]
 
 
 class CosKeyEventTrigger(BaseEventTrigger):
@@ -240,7 +198,7 @@ class CosKeyEventTrigger(BaseEventTrigger):
         watch = json.dumps([bucket, self.listing.prefix, self.listing.pattern])
         return f"cos_key_event_trigger:{hashlib.sha256(watch.encode()).hexdigest()[:16]}"
 
-    async def _save(self, store: _StateStore, arrivals: Arrivals) -> None:
+    async def _save(self, store: StateStore, arrivals: Arrivals) -> None:
         """Save the state; if that fails, keep it in memory and say what a restart would cost."""
         try:
             await store.save(arrivals)
@@ -251,14 +209,14 @@ class CosKeyEventTrigger(BaseEventTrigger):
         hook = CloudInfiniteHook(self.tencent_ci_conn_id)
         try:
             bucket: str | None = None
-            store: _StateStore | None = None
+            store: StateStore | None = None
             arrivals: Arrivals | None = None
             while True:
                 try:
                     if bucket is None or store is None:  # once, and only complete: never baseline on a failed load
                         settings = await hook.asettings()
                         resolved = str(settings.endpoint(self.bucket, self.region, service="cos").bucket)
-                        loading = _StateStore(self, self.state_key(resolved))
+                        loading = StateStore(self, self.state_key(resolved))
                         arrivals = await loading.load()
                         bucket, store = resolved, loading
                     objects = await hook.alist_objects(self.listing.prefix, bucket=bucket, region=self.region)
