@@ -8,7 +8,7 @@ that ``LastModified`` (a re-upload is new again). The horizon trails the clock b
 ``late_arrival_window``: a key that only shows up in listings more than that window after its
 ``LastModified`` (COS stamps the start of an upload; listings are eventually consistent) is
 missed, and the state holds one window's worth of keys. Keys that exist when a watch first
-starts are a baseline, never fired.
+starts are a baseline, never reported.
 """
 
 from __future__ import annotations
@@ -80,8 +80,8 @@ class StateStore:
     there under a key derived from the watch (bucket, prefix, pattern), so a changed watch
     starts a fresh baseline. Without one (Airflow 3.1/3.2, a trigger watching several assets,
     or run outside a triggerer) state is kept in memory only: a restart then starts a new
-    baseline, so old keys are still never fired again, but keys that landed while the
-    triggerer was down are not fired either.
+    baseline, so old keys are still never reported again, but keys that landed while the
+    triggerer was down are not reported either.
 
     :param trigger: the event trigger whose state this is (its ``asset_state_store``, if Airflow
         injected one, and its logger).
@@ -100,7 +100,7 @@ class StateStore:
             self.trigger.log.warning(
                 "No asset state store for this watch (Airflow < 3.3, or several assets share the trigger): "
                 "new-key state lives in memory only; after a triggerer restart, keys that landed meanwhile "
-                "are not fired"
+                "are not reported"
             )
 
     async def load(self) -> Arrivals | None:

@@ -2,10 +2,10 @@
 
 * :class:`CosKeyTrigger` waits for :class:`~airflow_provider_ci.sensors.cos.CosKeySensor` in
   deferrable mode and fires once: the keys are there, an error, or the deadline.
-* :class:`CosKeyEventTrigger` is a ``BaseEventTrigger`` for an ``AssetWatcher``: it fires one
-  event per new key under a prefix, for as long as the watch lives, so a DAG scheduled on the
-  asset runs when images land. What is "new" survives a triggerer restart (see
-  :mod:`airflow_provider_ci.arrivals` for the rule and :class:`StateStore` for where it is kept).
+* :class:`CosKeyEventTrigger` is a ``BaseEventTrigger`` for an ``AssetWatcher``: it reports
+  each new key under a prefix once (one event per poll that finds some), for as long as the
+  watch lives, so a DAG scheduled on the asset runs when images land. What is "new" survives a
+  triggerer restart (:mod:`airflow_provider_ci.arrivals`: the rule, and where it is kept).
 
 Kwargs are plain JSON (a connection id, never a secret); deadlines are wall-clock.
 """
@@ -153,7 +153,7 @@ class CosKeyEventTrigger(BaseEventTrigger):
     :param tencent_ci_conn_id: the ``tencent_ci`` connection, read with the async lookup.
     :param poll_interval: seconds between listings (at least 1; default 60).
     :param late_arrival_window: seconds a key may take from its ``LastModified`` to showing up
-        in a listing and still fire (default 3,600); the saved state holds that window's keys.
+        in a listing and still be reported (default 3,600); the saved state holds that window's keys.
     """
 
     def __init__(
