@@ -461,6 +461,22 @@ class CloudInfiniteHook(BaseHook):
 
         return cos_client(self.settings(), region, **config)
 
+    def get_ci_client(self, bucket: str | None = None, region: str | None = None, **config: Any) -> CosS3Client:
+        """A cos-python-sdk-v5 ``CosS3Client`` for the SDK's own ``ci_*`` calls on the bucket's CI host.
+
+        :meth:`get_cos_client` names the COS host, which is right for objects; through
+        ``endpoint_url`` its ``ci_*`` calls would reach the COS host too. This client names
+        ``<bucket>.ci.<region>.myqcloud.com`` in every request (logs redacted alike).
+
+        :param bucket: bucket in ``name-APPID`` form; default the connection's ``bucket``.
+        :param region: region; default the connection's ``region``.
+        :param config: more ``CosConfig`` arguments.
+        :return: the client.
+        """
+        from airflow_provider_ci.cos_sdk import ci_client
+
+        return ci_client(self.settings(), bucket, region, **config)
+
 
 def _submitted(result: ApiResult, request: ApiRequest) -> dict[str, Any]:
     """The one JobsDetail a submit answers with."""
