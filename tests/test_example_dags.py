@@ -20,7 +20,14 @@ from tests.support import jpeg, png
 pytestmark = pytest.mark.airflow_e2e
 
 DAGS = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
-DAG_IDS = {"example_ci_template", "example_ci_rule_then_sensor", "example_ci_fan_out", "example_ci_batch"}
+DAG_IDS = {
+    "example_ci_template",
+    "example_ci_rule_then_sensor",
+    "example_ci_fan_out",
+    "example_ci_batch",
+    "example_ci_assets_producer",
+    "example_ci_assets_consumer",
+}
 FAST = 0.2
 LISTED = "e2e-examples/"
 
