@@ -35,7 +35,11 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": INTEGRATION,
-                "python-modules": ["airflow_provider_ci.operators.pic_process", "airflow_provider_ci.operators.batch"],
+                "python-modules": [
+                    "airflow_provider_ci.operators.pic_process",
+                    "airflow_provider_ci.operators.batch",
+                    "airflow_provider_ci.operators.template",
+                ],
             }
         ],
         "sensors": [{"integration-name": INTEGRATION, "python-modules": ["airflow_provider_ci.sensors.job"]}],

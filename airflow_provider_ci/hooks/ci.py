@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
+from airflow_provider_ci import validation as check
 from airflow_provider_ci.batch import RateLimiter
 from airflow_provider_ci.connection import ConnectionSettings, parse_extra
 from airflow_provider_ci.exceptions import (
@@ -419,6 +420,58 @@ class CloudInfiniteHook(BaseHook):
             return found[0] if found else None
 
         return retry_sync(attempt, self.retry, request.operation, recover)
+
+    def update_template(
+        self,
+        template_id: str,
+        *,
+        name: str,
+        process_rule: str,
+        is_pic_info: bool | None = None,
+        bucket: str | None = None,
+        region: str | None = None,
+    ) -> dict[str, Any]:
+        """Rewrite a PicProcess template (``PUT /template/<id>``, safe to repeat); returns it.
+
+        :param template_id: the template to rewrite.
+        :param name: its name (at most 64 letters, digits, ``_``, ``-``, ``*``).
+        :param process_rule: its imageMogr2 rule.
+        :param is_pic_info: whether jobs return image info; omitted = the service's default (false).
+        :param bucket: bucket in ``name-APPID`` form; default the connection's.
+        :param region: region; default the connection's.
+        :return: the template as the service now holds it (``TemplateId``, ``Name``, ``PicProcess``...).
+        """
+        body = template_xml(name, process_rule, is_pic_info)  # checked before the id, as the fields come first
+        request = ApiRequest("PUT", f"/template/{check.template_id(template_id)}", "update template", body=body)
+        return dict(self._call(request, bucket, region).data["Template"])
+
+    def delete_template(self, template_id: str, *, bucket: str | None = None, region: str | None = None) -> None:
+        """Delete a PicProcess template (``DELETE /template/<id>``).
+
+        A retried delete that finds the template gone (an earlier attempt went through) is a
+        success; a template that never existed raises :class:`CloudInfiniteServiceError` (404).
+
+        :param template_id: the template to delete.
+        :param bucket: bucket in ``name-APPID`` form; default the connection's.
+        :param region: region; default the connection's.
+        """
+        request = ApiRequest("DELETE", f"/template/{check.template_id(template_id)}", "delete template")
+        settings = self.settings()
+        endpoint = settings.endpoint(bucket, region)
+        attempts = 0
+
+        def attempt() -> ApiResult:
+            nonlocal attempts
+            attempts += 1
+            try:
+                return self._sync.send_once(request, endpoint, settings.credentials)
+            except CloudInfiniteServiceError as exc:
+                if exc.status == 404 and attempts > 1:
+                    return ApiResult({}, exc.request_id)
+                raise
+
+        retry_sync(attempt, self.retry, request.operation)
+        log.info("Deleted CI template %s", template_id)
 
     # -- checks and object access -------------------------------------------------------------
 
