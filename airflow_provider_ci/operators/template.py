@@ -92,7 +92,7 @@ class CloudInfiniteCreateOrUpdateTemplateOperator(BaseOperator):
         template_xml(self.name, self.process_rule, is_pic_info)  # every field checked before any request
         hook = CloudInfiniteHook(self.tencent_ci_conn_id)
         existing = find_template(hook, self.name, self.bucket, self.region)
-        fields = {"name": self.name, "process_rule": self.process_rule, "is_pic_info": is_pic_info}
+        fields: dict[str, Any] = {"name": self.name, "process_rule": self.process_rule, "is_pic_info": is_pic_info}
         if existing is None:
             template = hook.create_template(**fields, bucket=self.bucket, region=self.region)
             self.log.info("Created CI template %r: %s", self.name, template["TemplateId"])
