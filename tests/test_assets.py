@@ -275,3 +275,10 @@ def test_the_batch_operator_reports_inputs_of_submitted_jobs_and_outputs_of_succ
     assert (facet.inputsTotal, facet.outputsTotal, len(lineage.inputs), len(lineage.outputs)) == (150, 149, 100, 100)
     assert lineage.outputs[0].name == "out/1.webp"  # out/0.webp was never written
     assert len(op.produced_objects({})) == 149
+
+
+def test_the_consumer_run_by_hand_has_no_keys_and_processes_nothing(airflow_db, ci_emulator, ci_emulator_conn):
+    before = len(ci_emulator.jobs(BUCKET))
+    run_, states = run("example_ci_assets_consumer", deferrable=False)
+    assert run_.state == "success", states
+    assert len(ci_emulator.jobs(BUCKET)) == before

@@ -86,3 +86,21 @@ def test_pic_jobs_keeps_the_rules_of_jobs(ci_emulator, sdk):
     assert caught.value.get_status_code() == 400
     assert "Operation/Output/Object" in caught.value.get_origin_msg()
     assert len(ci_emulator.jobs(DEFAULT_BUCKET)) == before  # nothing recorded
+
+
+def test_without_endpoint_url_the_ci_client_goes_to_the_buckets_ci_host():
+    from airflow_provider_ci.connection import ConnectionSettings
+    from airflow_provider_ci.cos_sdk import ci_client, cos_client
+
+    settings = ConnectionSettings.parse(
+        "c", "AKIDEXAMPLE", "secret", {"region": "ap-guangzhou", "bucket": "photos-1250000000"}
+    )
+    ci = ci_client(settings)._conf
+    assert ci.uri(bucket="photos-1250000000", path="pic_jobs", endpoint=ci._endpoint_ci) == (
+        "https://photos-1250000000.ci.ap-guangzhou.myqcloud.com/pic_jobs"
+    )
+    cos = cos_client(settings)._conf  # object calls stay on the COS host
+    assert (
+        cos.uri(bucket="photos-1250000000", path="k.jpg")
+        == "https://photos-1250000000.cos.ap-guangzhou.myqcloud.com/k.jpg"
+    )
