@@ -13,7 +13,8 @@ def get_provider_info() -> dict[str, Any]:
     """Provider metadata read by Airflow's ProvidersManager (entry point ``apache_airflow_provider``).
 
     The connection form is declarative (``conn-fields`` / ``ui-field-behaviour``): Airflow 3.2+
-    reads it without importing the hook, and the hook-method form needs FAB, which 3.x lacks.
+    reads it without importing the hook; for 3.1 the hook builds its method form from it
+    (:mod:`airflow_provider_ci.connection_form`).
     """
 
     def field(label: str, description: str, **schema: Any) -> dict[str, Any]:

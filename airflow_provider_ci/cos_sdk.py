@@ -17,9 +17,6 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_ci import validation as check
-from airflow_provider_ci.exceptions import CloudInfiniteValidationError
-
 if TYPE_CHECKING:
     from qcloud_cos import CosS3Client
 
@@ -99,11 +96,8 @@ def _config(settings: ConnectionSettings, region: str | None, config: dict[str, 
 
     credentials = settings.credentials
     protect_sdk_logs(credentials.secret_key, credentials.token)
-    region = region or settings.region
-    if region is None:
-        raise CloudInfiniteValidationError("region", "is required: pass region= or set extra.region")
     kwargs: dict[str, Any] = {
-        "Region": check.region("region", region),
+        "Region": settings.resolve_region(region),
         "SecretId": credentials.secret_id,
         "SecretKey": credentials.secret_key,
         "Token": credentials.token,
