@@ -36,7 +36,11 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": INTEGRATION,
-                "python-modules": ["airflow_provider_ci.operators.pic_process", "airflow_provider_ci.operators.batch"],
+                "python-modules": [
+                    "airflow_provider_ci.operators.pic_process",
+                    "airflow_provider_ci.operators.batch",
+                    "airflow_provider_ci.operators.template",
+                ],
             }
         ],
         "sensors": [
@@ -56,6 +60,15 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "extra-links": ["airflow_provider_ci.links.job.CloudInfiniteJobLink"],
+        # Objects as assets, cos://<bucket-APPID>/<key>: docs/assets.md.
+        "asset-uris": [
+            {
+                "schemes": ["cos"],
+                "handler": "airflow_provider_ci.assets.cos.sanitize_uri",
+                "factory": "airflow_provider_ci.assets.cos.create_asset",
+                "to_openlineage_converter": "airflow_provider_ci.assets.cos.convert_asset_to_openlineage",
+            }
+        ],
         "connection-types": [
             {
                 "connection-type": "tencent_ci",

@@ -27,6 +27,8 @@ DAG_IDS = {
     "example_ci_batch",
     "example_cos_wait_for_images",
     "example_cos_new_images",
+    "example_ci_assets_producer",
+    "example_ci_assets_consumer",
 }
 FAST = 0.2
 LISTED = "e2e-examples/"

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook
 
 from airflow_provider_ci import cos_objects
+from airflow_provider_ci import validation as check
 from airflow_provider_ci.batch import RateLimiter
 from airflow_provider_ci.connection import ConnectionSettings, parse_extra
 from airflow_provider_ci.exceptions import (
@@ -639,6 +640,58 @@ class CloudInfiniteHook(BaseHook):
             raise
         return cos_objects.head_object(result, key)
 
+    def update_template(
+        self,
+        template_id: str,
+        *,
+        name: str,
+        process_rule: str,
+        is_pic_info: bool | None = None,
+        bucket: str | None = None,
+        region: str | None = None,
+    ) -> dict[str, Any]:
+        """Rewrite a PicProcess template (``PUT /template/<id>``, safe to repeat); returns it.
+
+        :param template_id: the template to rewrite.
+        :param name: its name (at most 64 letters, digits, ``_``, ``-``, ``*``).
+        :param process_rule: its imageMogr2 rule.
+        :param is_pic_info: whether jobs return image info; omitted = the service's default (false).
+        :param bucket: bucket in ``name-APPID`` form; default the connection's.
+        :param region: region; default the connection's.
+        :return: the template as the service now holds it (``TemplateId``, ``Name``, ``PicProcess``...).
+        """
+        body = template_xml(name, process_rule, is_pic_info)  # checked before the id, as the fields come first
+        request = ApiRequest("PUT", f"/template/{check.template_id(template_id)}", "update template", body=body)
+        return dict(self._call(request, bucket, region).data["Template"])
+
+    def delete_template(self, template_id: str, *, bucket: str | None = None, region: str | None = None) -> None:
+        """Delete a PicProcess template (``DELETE /template/<id>``).
+
+        A retried delete that finds the template gone (an earlier attempt went through) is a
+        success; a template that never existed raises :class:`CloudInfiniteServiceError` (404).
+
+        :param template_id: the template to delete.
+        :param bucket: bucket in ``name-APPID`` form; default the connection's.
+        :param region: region; default the connection's.
+        """
+        request = ApiRequest("DELETE", f"/template/{check.template_id(template_id)}", "delete template")
+        settings = self.settings()
+        endpoint = settings.endpoint(bucket, region)
+        attempts = 0
+
+        def attempt() -> ApiResult:
+            nonlocal attempts
+            attempts += 1
+            try:
+                return self._sync.send_once(request, endpoint, settings.credentials)
+            except CloudInfiniteServiceError as exc:
+                if exc.status == 404 and attempts > 1:
+                    return ApiResult({}, exc.request_id)
+                raise
+
+        retry_sync(attempt, self.retry, request.operation)
+        log.info("Deleted CI template %s", template_id)
+
     # -- checks and object access -------------------------------------------------------------
 
     def test_connection(self) -> tuple[bool, str]:
@@ -684,6 +737,22 @@ class CloudInfiniteHook(BaseHook):
         from airflow_provider_ci.cos_sdk import cos_client
 
         return cos_client(self.settings(), region, **config)
+
+    def get_ci_client(self, bucket: str | None = None, region: str | None = None, **config: Any) -> CosS3Client:
+        """A cos-python-sdk-v5 ``CosS3Client`` for the SDK's own ``ci_*`` calls on the bucket's CI host.
+
+        :meth:`get_cos_client` names the COS host, which is right for objects; through
+        ``endpoint_url`` its ``ci_*`` calls would reach the COS host too. This client names
+        ``<bucket>.ci.<region>.myqcloud.com`` in every request (logs redacted alike).
+
+        :param bucket: bucket in ``name-APPID`` form; default the connection's ``bucket``.
+        :param region: region; default the connection's ``region``.
+        :param config: more ``CosConfig`` arguments.
+        :return: the client.
+        """
+        from airflow_provider_ci.cos_sdk import ci_client
+
+        return ci_client(self.settings(), bucket, region, **config)
 
 
 def _submitted(result: ApiResult, request: ApiRequest) -> dict[str, Any]:

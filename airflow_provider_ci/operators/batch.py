@@ -26,6 +26,9 @@ from airflow.providers.common.compat.sdk import BaseOperator, conf
 
 from airflow_provider_ci import identity
 from airflow_provider_ci import validation as check
+from airflow_provider_ci.assets.cos import cos_uri
+from airflow_provider_ci.assets.events import Produced, emits_assets
+from airflow_provider_ci.assets.lineage import batch_lineage
 from airflow_provider_ci.batch import Progress, submit_all
 from airflow_provider_ci.exceptions import CloudInfiniteError, CloudInfiniteValidationError
 from airflow_provider_ci.hooks.ci import CloudInfiniteHook
@@ -79,6 +82,11 @@ class CloudInfiniteBatchPicProcessOperator(BaseOperator):
     Give ``items`` (dicts with ``input_object`` and ``output_object``), or ``input_prefix``
     plus ``output_key_template`` (e.g. ``"thumbs/{stem}.webp"``; fields {key} {dir} {name}
     {stem} {ext}) to process every image under a prefix.
+
+    Asset events: name an ``AssetAlias`` in ``outlets`` and every output of a successful job is
+    added to it as ``cos://<bucket>/<key>`` (extra: job id and input). OpenLineage gets the
+    inputs and outputs, the first :data:`~airflow_provider_ci.assets.lineage.MAX_LINEAGE_DATASETS`
+    of each as datasets and the totals in the ``cloudInfiniteBatch`` run facet. See docs/assets.md.
 
     :param items: the images to process, each a dict with ``input_object`` and
         ``output_object``; give this or ``input_prefix`` (templated).
@@ -189,9 +197,11 @@ class CloudInfiniteBatchPicProcessOperator(BaseOperator):
         self.max_consecutive_failures = check.failure_budget(max_consecutive_failures)
         self.tencent_ci_conn_id = tencent_ci_conn_id
         self._waiting: list[str] = []
+        self._outcome: list[dict[str, Any]] = []  # every item with its final state, for assets and lineage
 
     # -- execute ---------------------------------------------------------------------------------------
 
+    @emits_assets
     def execute(self, context: Context) -> dict[str, Any]:
         hook = CloudInfiniteHook(self.tencent_ci_conn_id)
         settings = hook.settings()
@@ -246,6 +256,7 @@ class CloudInfiniteBatchPicProcessOperator(BaseOperator):
         event = asyncio.run(_first_event(trigger)) if waiting else {"status": "success", "succeeded": [], "failed": {}}
         return self._complete(jobs, event)
 
+    @emits_assets
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger: the job list comes back from this task's own XCom."""
         event = read_event(event, BATCH_EVENT_STATUSES)
@@ -317,6 +328,7 @@ class CloudInfiniteBatchPicProcessOperator(BaseOperator):
                 job.update(state=UNFINISHED, code=WAIT_TIMEOUT, message="not over when the wait timed out")
         if event["status"] == "timeout":
             self._cancel([job["job_id"] for job in jobs if job.get("state") == UNFINISHED])
+        self._outcome = jobs
         return self._summary(jobs, judge=True)
 
     def _summary(self, jobs: list[dict[str, Any]], *, judge: bool) -> dict[str, Any]:
@@ -368,6 +380,36 @@ class CloudInfiniteBatchPicProcessOperator(BaseOperator):
     def on_kill(self) -> None:
         if self.cancel_on_kill:
             self._cancel(self._waiting)
+
+    # -- assets and lineage ----------------------------------------------------------------------------
+
+    def _buckets(self) -> tuple[str, str]:
+        """(input bucket, output bucket) of every item."""
+        source = CloudInfiniteHook(self.tencent_ci_conn_id).settings().endpoint(self.bucket, self.region).bucket
+        return str(source), self.output_bucket or str(source)
+
+    def produced_objects(self, result: dict[str, Any]) -> list[Produced]:
+        """The output of every job that succeeded (none before the wait, ``wait_for_completion=False``)."""
+        done = [job for job in self._outcome if job.get("state") == JobState.SUCCESS.value]
+        if not done:
+            return []
+        source, target = self._buckets()
+        return [
+            Produced(
+                target, job["output_object"], {"job_id": job["job_id"], "input": cos_uri(source, job["input_object"])}
+            )
+            for job in done
+        ]
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Inputs of every submitted job and outputs of the successful ones, capped (see the class docstring)."""
+        if not self._outcome:
+            return None
+        source, target = self._buckets()
+        return batch_lineage(
+            [(source, job["input_object"]) for job in self._outcome if job.get("job_id")],
+            [(target, job["output_object"]) for job in self._outcome if job.get("state") == JobState.SUCCESS.value],
+        )
 
 
 async def _first_event(trigger: Any) -> dict[str, Any]:

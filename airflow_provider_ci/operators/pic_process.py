@@ -23,6 +23,7 @@ from airflow.providers.common.compat.sdk import BaseOperator, conf
 
 from airflow_provider_ci import identity
 from airflow_provider_ci import validation as check
+from airflow_provider_ci.assets.events import Produced, emits_assets, produced_by_job
 from airflow_provider_ci.exceptions import CloudInfiniteError, CloudInfiniteValidationError
 from airflow_provider_ci.hooks.ci import CloudInfiniteHook
 from airflow_provider_ci.links.job import CloudInfiniteJobLink
@@ -60,6 +61,11 @@ class CloudInfinitePicProcessOperator(BaseOperator):
     cancelled (if it has not started) and the task fails. ``cancel_on_kill`` cancels the job
     when the task is killed on a worker or, on Airflow 3.3+, when a deferred task is marked
     failed or cleared.
+
+    Asset events: name an ``AssetAlias`` in ``outlets`` and each successful run adds the output
+    as ``cos://<bucket>/<key>`` to it; or declare ``Asset("cos://<bucket>/<key>")`` in
+    ``outlets`` when the key is static (its event then carries the job id, input and output
+    size in its extra). See docs/assets.md.
 
     :param input_object: key of the source image in ``bucket``, without a leading ``/`` (templated).
     :param output_object: key the result is written to in ``output_bucket`` (templated).
@@ -166,6 +172,7 @@ class CloudInfinitePicProcessOperator(BaseOperator):
 
     # -- execute ---------------------------------------------------------------------------------
 
+    @emits_assets
     def execute(self, context: Context) -> dict[str, Any]:
         hook = self.hook
         detail = self._reattach(context, hook) or self._submit(context, hook)
@@ -245,6 +252,7 @@ class CloudInfinitePicProcessOperator(BaseOperator):
 
     # -- after the trigger -------------------------------------------------------------------------
 
+    @emits_assets
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger; a fresh operator instance, so all state comes from ``event``."""
         event = read_event(event)
@@ -287,7 +295,11 @@ class CloudInfinitePicProcessOperator(BaseOperator):
         if self.cancel_on_kill and self.job_id:
             self._cancel(self.job_id)
 
-    # -- lineage ---------------------------------------------------------------------------------------
+    # -- assets and lineage ------------------------------------------------------------------------------
+
+    def produced_objects(self, result: dict[str, Any]) -> list[Produced]:
+        """The output object, once the job succeeded (not with ``wait_for_completion=False``)."""
+        return produced_by_job(result, self.output_bucket or self.bucket)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """Input and output objects as ``cos://<bucket>`` datasets; None without OpenLineage installed."""
