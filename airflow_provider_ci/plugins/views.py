@@ -13,7 +13,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow_provider_ci.exceptions import CloudInfiniteError, CloudInfiniteJobNotFoundError
@@ -135,7 +135,7 @@ def object_location(
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
     if start is None:
         return None
-    end = end or datetime.now(timezone.utc)
+    end = end or datetime.now(UTC)
     return max((end - start).total_seconds(), 0.0)
 
 
