@@ -30,6 +30,8 @@ wheel_files=$("$PYTHON" -m zipfile -l "$WHEEL")
 grep -q '^[^/]*/LICENSE$' <<<"$sdist_files" || { echo "dist-check: the sdist has no LICENSE" >&2; exit 1; }
 if grep '^[^/]*/tests/' <<<"$sdist_files"; then echo "dist-check: the sdist ships tests" >&2; exit 1; fi
 grep -q 'dist-info/licenses/LICENSE ' <<<"$wheel_files" || { echo "dist-check: the wheel has no LICENSE" >&2; exit 1; }
+grep -q 'airflow_provider_ci/plugins/templates/job.html ' <<<"$wheel_files" \
+  || { echo "dist-check: the wheel has no UI plugin templates" >&2; exit 1; }
 
 "$UV" venv -q --python "$PYTHON" "$WORK/venv"
 "$UV" pip install -q --python "$WORK/venv/bin/python" "$WHEEL[emulator,openlineage]" pytest
@@ -65,4 +67,6 @@ print("dist-check: airflow providers get:", info["Provider"], info["Version"])
 '
 hooks=$("$WORK/venv/bin/airflow" providers hooks -o json 2>/dev/null)
 grep -q '"tencent_ci"' <<<"$hooks" || { echo "dist-check: airflow providers hooks does not list tencent_ci" >&2; exit 1; }
+plugins=$("$WORK/venv/bin/airflow" plugins -o json 2>/dev/null)
+grep -q '"tencent_ci"' <<<"$plugins" || { echo "dist-check: airflow plugins does not list tencent_ci" >&2; exit 1; }
 echo "dist-check: ok ($(basename "$SDIST"), $(basename "$WHEEL"))"
