@@ -30,8 +30,12 @@ CONN_ENV = "AIRFLOW_CONN_TENCENT_CI_DEFAULT"
 
 @pytest.fixture(scope="session")
 def ci_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    """A running emulator with bucket ``examplebucket-1250000000``, default test credentials."""
-    with Emulator(tmp_path_factory.mktemp("ci-emulator"), buckets=[DEFAULT_BUCKET]) as emulator:
+    """A running emulator with bucket ``examplebucket-1250000000``, default test credentials.
+
+    Its rate limit is off for now (``qps_limit=0``); set ``ci_emulator.qps_limit`` in a test to
+    see how a DAG behaves when throttled.
+    """
+    with Emulator(tmp_path_factory.mktemp("ci-emulator"), buckets=[DEFAULT_BUCKET], qps_limit=0) as emulator:
         yield emulator
 
 
