@@ -17,7 +17,8 @@ processes that know nothing of each other. Each process therefore keeps one limi
 So several uncoordinated processes each back off when the account's limit is hit and creep
 back up, converging on a fair share of it instead of storming it (see docs/scaling.md).
 
-The limiter hands out send times (a schedule, so sleeping late never loosens it) and also
+The limiter hands out send times (a schedule, so sleeping late never loosens it; slots missed
+in the last ``CATCH_UP`` seconds may be used late) and also
 keeps the actual send times of the last ``max_qps`` requests: no window of ``WINDOW_GUARD``
 seconds ever holds more than ``max_qps``, which leaves room for network jitter between here
 and the service's own 1 s window. Its state is guarded by a ``threading.Lock`` held for
@@ -47,6 +48,10 @@ MIN_RATE = 0.5
 #: least this many seconds: the service counts arrivals, which network jitter can bunch up.
 PACE_MARGIN = 1.015
 WINDOW_GUARD = 1.015
+#: Slots missed while every caller was busy (all requests in flight, a loaded machine) may be
+#: used late, up to this many seconds' worth: otherwise a few ms of lateness per request would
+#: be lost for good and the achieved rate would sag well below the rate paced at.
+CATCH_UP = 0.1
 #: At most one "rate cut" warning per account and region in this many seconds.
 LOG_EVERY = 30.0
 
@@ -128,13 +133,15 @@ class AdaptiveRateLimiter:
         """Take the next slot of the schedule; seconds until it comes.
 
         Slots are handed out first come, first served, spaced at the current rate, so waiters
-        never all wake at once and a caller that oversleeps does not push the others back.
+        never all wake at once and a caller that oversleeps does not push the others back;
+        slots nobody took in the last ``CATCH_UP`` seconds may still be taken (the window guard
+        of :meth:`_release` still bounds every second).
         """
         with self._lock:
             now = self.clock()
-            slot = max(self._next, now)
+            slot = max(self._next, now - CATCH_UP)
             self._next = slot + PACE_MARGIN / self._current_rate(now)
-            return slot - now
+            return max(0.0, slot - now)
 
     def _release(self) -> tuple[float, float]:
         """``(0, now)`` and the send recorded, unless ``max_qps`` sends already fall within
@@ -161,6 +168,7 @@ class AdaptiveRateLimiter:
             self._rate = max(MIN_RATE, rate * BETA)
             self._t_cut = now
             self._k = (self._w_max * (1 - BETA) / SCALE) ** (1 / 3)
+            self._next = max(self._next, now + PACE_MARGIN / self._rate)  # no catching up right after a cut
             self.cuts += 1
             warn = now - self._last_warning >= LOG_EVERY
             if warn:

@@ -25,6 +25,7 @@ BENCHMARKS = {
     "b3": ("bench.b3_cost", "Client CPU per submit"),
     "b4": ("bench.b4_parse", "DAG parse cost"),
     "b5": ("bench.b5_shared", "Shared rate limit"),
+    "b6": ("bench.b6_triggerer", "A real triggerer under load"),
 }
 
 

@@ -211,6 +211,24 @@ async def test_throttled_submits_are_retried_without_duplicates_or_lookups(limit
     assert limiter.cuts >= 1 and limiter.rate < 100
 
 
+def test_throttled_sync_submits_are_resent_not_looked_up(limited):
+    limited.qps_limit = 3
+    hook = CloudInfiniteHook(retry=FAST_RETRY)
+    limited.clear_requests()
+    before = len(limited.jobs())
+
+    for i in range(8):
+        hook.submit_pic_process_job(
+            input_object="input/cat.png",
+            output_object=f"output/sync-throttled-{i}.png",
+            process_rule="imageMogr2/strip",
+        )
+
+    assert len(limited.jobs()) - before == 8
+    assert limited.throttled > 0
+    assert {r.method for r in limited.requests} == {"POST"}  # no lookup (GET /jobs) after a throttle
+
+
 def test_throttled_sync_calls_go_through_the_same_limiter(limited):
     limited.qps_limit = 5
     hook = CloudInfiniteHook(retry=FAST_RETRY)
