@@ -8,8 +8,11 @@ processes that know nothing of each other. Each process therefore keeps one limi
 * it starts at ``max_qps`` (the ceiling is known, unlike botocore's adaptive mode, which starts
   disabled until the first throttle) and spaces requests evenly, so no burst ever crosses it;
 * a throttled answer (503 ``SlowDown``, 429, ``RequestLimitExceeded``) cuts the rate to
-  ``BETA`` (0.7) of what was being sent, once per congestion event: answers to requests sent
-  before the last cut are the same event and do not cut again;
+  ``BETA`` (0.7) of what was being sent (the measured send rate, if lower than the pace),
+  once per congestion event: answers to requests sent before the last cut are the same event
+  and do not cut again (botocore also caps the pace at twice the measured rate; not here,
+  as it would stretch a poller's bursty rounds for good; the ``CATCH_UP`` bound keeps a
+  process that wakes from a stall from bursting instead);
 * after a cut the rate recovers along botocore's CUBIC curve,
   ``rate = SCALE * (t - t_cut - K)^3 + W_max`` with ``K = cbrt(W_max * (1 - BETA) / SCALE)``:
   fast while far below the rate that was throttled, slow near it, probing beyond it later.
@@ -54,6 +57,11 @@ WINDOW_GUARD = 1.015
 CATCH_UP = 0.1
 #: At most one "rate cut" warning per account and region in this many seconds.
 LOG_EVERY = 30.0
+#: The send rate actually achieved is measured over buckets this long, smoothed (botocore's
+#: ``RateClocker``): a cut must start from what was really sent, not from a ceiling a busy or
+#: slow process never reached, or it would cut nothing.
+MEASURE_BUCKET = 0.5
+SMOOTHING = 0.8
 
 
 class AdaptiveRateLimiter:
@@ -78,6 +86,9 @@ class AdaptiveRateLimiter:
         self._next = -math.inf
         self._sent: deque[float] = deque(maxlen=self._window_cap())
         self._last_warning = -math.inf
+        self._measured = 0.0
+        self._bucket: float | None = None
+        self._bucket_count = 0
         #: Throttled answers seen, and how many of them cut the rate.
         self.throttles = 0
         self.cuts = 0
@@ -152,7 +163,20 @@ class AdaptiveRateLimiter:
                 return self._sent[0] + WINDOW_GUARD - now, 0.0
             self._sent.append(now)
             self.granted += 1
+            self._measure(now)
             return 0.0, now
+
+    def _measure(self, now: float) -> None:
+        """Count one send into the smoothed measured send rate."""
+        bucket = math.floor(now / MEASURE_BUCKET) * MEASURE_BUCKET
+        self._bucket_count += 1
+        if self._bucket is None:
+            self._bucket = bucket
+        elif bucket > self._bucket:
+            current = self._bucket_count / (bucket - self._bucket)
+            self._measured = current * SMOOTHING + self._measured * (1 - SMOOTHING)
+            self._bucket_count = 0
+            self._bucket = bucket
 
     # -- feedback ------------------------------------------------------------------------------
 
@@ -164,6 +188,8 @@ class AdaptiveRateLimiter:
                 return  # sent before the last cut: the same event, already answered
             now = self.clock()
             rate = self._current_rate(now)
+            if self._measured:
+                rate = min(rate, self._measured)
             self._w_max = rate
             self._rate = max(MIN_RATE, rate * BETA)
             self._t_cut = now

@@ -6,7 +6,10 @@ the triggerer on ``CloudInfiniteJobTrigger`` (``bench/b6_dag.py``), against an e
 enforcing the service's 100/s, with the jobs held in a paused queue so every wait stays open.
 Once every job id has been polled, it measures for ``WINDOW`` seconds: requests per poll round
 (at the emulator), the triggerer's CPU (its process tree, from ``/proc``), and the triggerer's
-own "async thread was blocked" warnings over the whole run, start-up included.
+own "async thread was blocked" warnings, during start-up (the DAG run until every job has been
+polled) and during the window. The triggerer runs with ``PYTHONASYNCIODEBUG=1``, as its warning
+suggests, so asyncio names every callback that held the loop over 100 ms: that tells this
+provider's code from Airflow's own start-up work and from a machine too busy to run the loop.
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ import asyncio
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 import time
+from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 import psutil
@@ -35,8 +41,33 @@ WAITS = 300
 INTERVAL = 5.0
 WINDOW = 60.0
 BATCH = 50
-KNOBS = Knobs(queue_delay=0.05, run_time=0, workers=4, qps_limit=100)
+#: The service's limit is switched on once the set-up submits are in.
+KNOBS = Knobs(queue_delay=0.05, run_time=0, workers=4)
+LIMIT = 100
 BLOCKED = "Triggerer's async thread was blocked"
+#: asyncio debug mode's report of a slow callback: ``Executing <Task ... coro=<name() ...> took 0.123 seconds``.
+SLOW = re.compile(
+    r"Executing <(?:Task|Handle)[^>]*?(?:coro=<(?P<coro>[\w.]+)|(?P<handle>[\w.]+)\()[^\n]*? took (?P<s>[\d.]+) seconds"
+)
+
+
+def _at(line: str) -> float:
+    """Unix time of a structlog line (``2026-12-01T20:39:21.902709Z [info ...``)."""
+    try:
+        return datetime.fromisoformat(line[:27].replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return math.nan
+
+
+def _slow_callbacks(log: str) -> list[tuple[str, int, float]]:
+    """(coroutine or handle, times, worst seconds) of the callbacks asyncio reported as slow."""
+    counts: Counter[str] = Counter()
+    worst: dict[str, float] = {}
+    for match in SLOW.finditer(log):
+        name = match["coro"] or match["handle"] or "?"
+        counts[name] += 1
+        worst[name] = max(worst.get(name, 0.0), float(match["s"]))
+    return [(name, count, worst[name]) for name, count in counts.most_common(6)]
 
 
 def _submit(count: int) -> list[str]:
@@ -90,6 +121,7 @@ def run() -> Section:
         emu.set_queue("Paused")
         os.environ[CONN_ENV] = emu.connection()
         ids = _submit(WAITS)
+        emu.set_limits(qps_limit=LIMIT)
         (scratch / "ids.json").write_text(json.dumps(ids))
         dags = scratch / "dags"
         dags.mkdir()
@@ -98,8 +130,9 @@ def run() -> Section:
         airflow = Deployment(home=scratch / "home", dags=dags, env=env)
         airflow.airflow("db", "migrate", timeout=600)
         try:
-            for name in ("api-server", "scheduler", "dag-processor", "triggerer"):
+            for name in ("api-server", "scheduler", "dag-processor"):
                 airflow.start(name, name)
+            airflow.start("triggerer", "triggerer", env={"PYTHONASYNCIODEBUG": "1"})
             wait_for("the api-server and scheduler to be healthy", airflow.healthy, timeout=300)
             airflow.wait_for_dags([DAG_ID], timeout=300)
             started = time.time()
@@ -119,9 +152,12 @@ def run() -> Section:
             window = time.time() - window_start
             polls = _asked(emu, window_start)
             throttled = emu.throttled()
-            blocked = [line for line in airflow.log("triggerer").splitlines() if BLOCKED in line]
+            log = airflow.log("triggerer")
         finally:
             airflow.stop_all()
+    blocked = [_at(line) for line in log.splitlines() if BLOCKED in line]
+    in_window = [at for at in blocked if at >= window_start]
+    slow = _slow_callbacks(log)
     rounds = sum(map(len, polls)) / WAITS
     per_round = len(polls) / rounds if rounds else math.nan
     rows = [
@@ -132,7 +168,12 @@ def run() -> Section:
         ("requests per round", num(per_round)),
         ("triggerer CPU, share of one core", f"{cpu / window:.0%}"),
         ("requests throttled by the emulator's 100/s", str(throttled)),
-        ("triggerer's 'async thread was blocked' warnings (whole run)", str(len(blocked))),
+        ("triggerer's 'async thread was blocked' warnings, start-up", str(len(blocked) - len(in_window))),
+        (f"… in the {window:.0f} s window", str(len(in_window))),
+        *(
+            (f"slow callback (asyncio debug): `{name}`", f"{count}×, worst {worst:.2f} s")
+            for name, count, worst in slow
+        ),
     ]
     expected = math.ceil(WAITS / BATCH)
     goals = [
@@ -142,11 +183,19 @@ def run() -> Section:
             num(per_round),
             per_round <= expected + 0.5,
         ),
-        Goal("triggerer 'blocked main thread' warnings", "0", str(len(blocked)), not blocked),
+        Goal(
+            "triggerer 'blocked main thread' warnings (start-up / window)",
+            "0",
+            f"{len(blocked) - len(in_window)} / {len(in_window)}",
+            not blocked,
+        ),
     ]
-    notes = [f"Whole B6 run, deployment start-up included: {time.time() - began:.0f} s."]
-    if blocked:
-        notes.append("First warning: " + blocked[0][-200:])
+    notes = [
+        f"Whole B6 run, deployment start-up included: {time.time() - began:.0f} s.",
+        "Start-up = from the DAG run until every job has been polled: the scheduler defers the tasks and the "
+        "triggerer creates their triggers one by one (Airflow's `create_triggers`), while the api-server, scheduler "
+        "and dag-processor compete for the same 2 cores.",
+    ]
     return Section(
         "b6",
         "A real triggerer under load",
@@ -154,7 +203,8 @@ def run() -> Section:
         f"one `airflow triggerer`) runs one DAG of {WAITS} tasks that wait in the triggerer on "
         f"`CloudInfiniteJobTrigger(poll_interval={INTERVAL:g})` from their start (`start_from_trigger`, see "
         "`bench/b6_dag.py`: the trigger the deferrable operator defers on, without 300 worker starts on 2 cores), "
-        f"against an emulator process ({KNOBS}) whose queue is paused so every wait stays open. Measured over "
+        f"against an emulator process ({KNOBS}, `--qps-limit {LIMIT}`) whose queue is paused so every wait "
+        "stays open. Measured over "
         f"{WINDOW:g} s once every job has been polled; warnings counted over the whole run.",
         [Table(("", ""), rows)],
         goals,

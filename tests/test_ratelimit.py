@@ -100,6 +100,17 @@ def test_a_throttle_cuts_the_rate_once_per_congestion_event(clock, caplog):
     assert limiter.rate == pytest.approx(100 * BETA * BETA, rel=0.01)
 
 
+def test_a_cut_starts_from_the_rate_really_sent_not_the_ceiling(clock):
+    limiter = AdaptiveRateLimiter(100, clock=clock)
+    for _ in range(30):  # a busy process that only manages 10/s of its 100/s
+        limiter.acquire()
+        clock.sleep(0.1)
+
+    limiter.throttled(limiter.acquire())
+
+    assert limiter.rate == pytest.approx(10 * BETA, rel=0.1)
+
+
 def test_the_rate_recovers_along_the_cubic_curve_up_to_max_qps(clock):
     limiter = AdaptiveRateLimiter(100, clock=clock)
     limiter.throttled(limiter.acquire())
