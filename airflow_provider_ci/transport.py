@@ -9,8 +9,10 @@ apart. Sync calls use one ``requests.Session`` (keep-alive); async calls one
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -386,6 +388,24 @@ async def retry_async(
                 return recovered
 
 
+@functools.cache
+def shared_tls_context() -> ssl.SSLContext:
+    """One verifying TLS context per process (httpx's default trust store), shared by every
+    async client: each trigger's poller builds its own client, and must not reload it."""
+    import httpx
+
+    return httpx.create_ssl_context()
+
+
+def _new_async_client(timeout: tuple[float, float]) -> httpx.AsyncClient:
+    import httpx
+
+    connect, read = timeout
+    return httpx.AsyncClient(
+        verify=shared_tls_context(), timeout=httpx.Timeout(read, connect=connect), follow_redirects=False
+    )
+
+
 class AsyncTransport:
     """Non-blocking calls on one ``httpx.AsyncClient``, reused for the life of a trigger; each
     call waits for the account's limiter with ``asyncio.sleep``."""
@@ -405,12 +425,9 @@ class AsyncTransport:
         import httpx
 
         if self._client is None:
-            # Building a client loads the TLS trust store (~30 ms of blocking work): do it in a
-            # thread so the triggerer's loop never waits on it.
-            connect, read = self.timeout
-            self._client = await asyncio.to_thread(
-                httpx.AsyncClient, timeout=httpx.Timeout(read, connect=connect), follow_redirects=False
-            )
+            # Loading the TLS trust store costs ~30 ms in C code that holds the GIL, so even a
+            # thread would stall the loop: it is done once per process (shared_tls_context).
+            self._client = await asyncio.to_thread(_new_async_client, self.timeout)
         limiter = self.limiter(endpoint, credentials) if self.limiter else None
         sent_at = await limiter.aacquire() if limiter else 0.0
         prepared = prepare(request, endpoint, credentials, time.time())

@@ -30,7 +30,7 @@ LIMIT = 100
 #: Jobs never start: only submits are measured. The emulator enforces the service's limit.
 KNOBS = Knobs(queue_delay=86400, run_time=0, workers=1, qps_limit=LIMIT)
 #: Seconds the clients get to import Airflow before they all start at once.
-START_DELAY = 20.0
+START_DELAY = 15.0
 CHILD_TIMEOUT = 900.0
 MODES = {"adaptive (shared limiter)": [], "fixed 100/s per process (baseline)": ["--fixed"]}
 
