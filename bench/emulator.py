@@ -6,6 +6,7 @@ CPU-time accounting; its own CPU use is read from ``/proc`` to show it was not t
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -79,7 +80,9 @@ class EmulatorProcess:
         (self.data_dir / BUCKET / INPUT_KEY).write_bytes(tiny_png())
         out = self.data_dir.parent / f"{self.data_dir.name}.out"
         with out.open("wb") as sink:
-            self._proc = subprocess.Popen(self.command, stdout=sink, stderr=subprocess.STDOUT)
+            self._proc = subprocess.Popen(
+                self.command, stdout=sink, stderr=subprocess.STDOUT, preexec_fn=_service_priority
+            )
         try:
             self.url = self._wait_for_url(out)
         except BaseException:
@@ -164,6 +167,18 @@ class EmulatorProcess:
                 "extra": {"region": REGION, "bucket": BUCKET, "endpoint_url": self.url, **extra},
             }
         )
+
+
+#: The emulator stands in for a remote service with CPUs of its own: on a shared 2-core machine it
+#: runs at a higher priority, so that clients (and other work) starving it do not distort its
+#: clock, which its rate limit counts by. It uses a few % of a core, so others lose little.
+SERVICE_NICENESS = -10
+
+
+def _service_priority() -> None:
+    """In the emulator's child process, before exec: raise its priority if allowed (root), else leave it."""
+    with contextlib.suppress(OSError):
+        os.nice(SERVICE_NICENESS)
 
 
 class CpuMeter:

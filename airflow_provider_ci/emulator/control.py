@@ -30,7 +30,14 @@ SHUTDOWN_TIMEOUT = 2.0
 
 
 class Emulator:
-    """A local Tencent Cloud Infinite service; see the package docstring for an example."""
+    """A local Tencent Cloud Infinite service; see the package docstring for an example.
+
+    :param qps_limit: CI requests per second each account (SecretId) may make, over a sliding
+        1 s window; over it 503 ``SlowDown``, nothing changed, the refusal counted
+        (:attr:`throttled`). Default 100, the service's; 0 turns the limit off.
+    :param max_ids_per_get: most job ids one ``GET /jobs/<ids>`` may name (400
+        ``InvalidArgument`` beyond), to test how clients split; 0 (default) means no cap.
+    """
 
     def __init__(
         self,
