@@ -40,7 +40,7 @@ GATHER_SECONDS = 0.05
 #: of requests queued on it (bench E0/B1), which a small ``poll_batch_size`` would cause.
 MAX_IN_FLIGHT = 8
 #: Answers handed to waiting triggers per pass of the event loop.
-DELIVER_SLICE = 25
+DELIVER_SLICE = 10
 Answer = dict[str, Any] | Exception
 PollerKey = tuple[str, str | None, str | None, float]
 

@@ -107,7 +107,7 @@ def section(results: dict[str, ModeResult], knobs: str) -> Section:
             "provider that polls one job per request.",
             f"Decoding one 50-job answer (`read_response` + `jobs_page`) takes {co.child['decode_ms']:.1f} ms of CPU "
             "here; answers that large are decoded in a worker thread, and answers are handed to the waiting "
-            "triggers 25 per loop pass (`airflow_provider_ci.polling`).",
+            "triggers 10 per loop pass (`airflow_provider_ci.polling`).",
             f"At 10,000 waits a round is {math.ceil(big.waits / 50)} requests: at CI's 100 requests/s per account "
             "that alone takes about 2 s, which bounds detection latency at this interval (a longer interval, or "
             "a larger `poll_batch_size`, keeps rounds inside the account's limit).",

@@ -22,11 +22,11 @@ from typing import Any
 
 from airflow_provider_ci.batch import submit_all
 from airflow_provider_ci.hooks.ci import CloudInfiniteHook
-from airflow_provider_ci.ratelimit import reset_limiters
+from airflow_provider_ci.ratelimit import AdaptiveRateLimiter, reset_limiters
 from bench.emulator import CONN_ENV, INPUT_KEY, CpuMeter, EmulatorProcess, Knobs
 from bench.rawload import RULE, replay_httpx, signed, submit_request
 from bench.report import Goal, Section, Table, num, ratio
-from bench.stats import max_in_window
+from bench.stats import max_in_window, percentile
 
 SUBMITS = 10_000
 #: httpx is fastest at about this many requests in flight on one client (see E0).
@@ -118,28 +118,47 @@ def _row(label: str, segments: list[Segment]) -> tuple[str, ...]:
     )
 
 
-def _rate_limited(emulator: EmulatorProcess) -> tuple[list[float], float, int, int]:
-    """Arrival times at the emulator (enforcing 100/s) of ``RATE_SUBMITS`` submits under ``max_qps``;
-    also the client's seconds and failures, and the emulator's refusals."""
+def _rate_limited(emulator: EmulatorProcess) -> tuple[list[float], list[float], float, int, int]:
+    """Arrival times at the emulator (enforcing 100/s) of ``RATE_SUBMITS`` submits under ``max_qps``,
+    the times the limiter let each one go (wall clock, to compare), the client's seconds and
+    failures, and the emulator's refusals."""
     reset_limiters()
     emulator.set_limits(qps_limit=int(MAX_QPS))
     emulator.clear_requests()
+    released: list[float] = []
+    acquire = AdaptiveRateLimiter.aacquire
+
+    async def recorded(self: AdaptiveRateLimiter) -> float:
+        sent_at = await acquire(self)
+        released.append(time.time())
+        return sent_at
+
+    AdaptiveRateLimiter.aacquire = recorded  # type: ignore[method-assign]
     try:
         seconds, errors = asyncio.run(_hook_submits(_specs(RATE_SUBMITS, "b2-qps"), MAX_QPS, OPERATOR_CONCURRENCY))
         requests = [r for r in emulator.requests() if r["method"] == "POST" and r["path"] == "/jobs"]
         throttled = emulator.throttled()
     finally:
+        AdaptiveRateLimiter.aacquire = acquire  # type: ignore[method-assign]
         emulator.set_limits(qps_limit=0)
     arrivals = sorted(r["received"] for r in requests)
-    return arrivals, seconds, errors, throttled
+    return arrivals, sorted(released), seconds, errors, throttled
 
 
 def _rate_report(
-    arrivals: list[float], seconds: float, errors: int, throttled: int
+    arrivals: list[float], released: list[float], seconds: float, errors: int, throttled: int
 ) -> tuple[list[tuple[str, str]], list[Goal]]:
     achieved = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) if len(arrivals) > 1 else 0.0
     busiest = max_in_window(arrivals, 1.0)
+    # The n-th release against the n-th arrival: how far apart the client's limiter and the
+    # emulator's clock see the same traffic (scheduling of both processes, the network stack).
+    offsets = [(a - r) * 1000 for a, r in zip(arrivals, released, strict=False)]
     rows = [
+        ("most requests the limiter let go in any 1 s window", str(max_in_window(released, 1.0))),
+        (
+            "release → arrival at the emulator, ms: p50 / p99 / max",
+            f"{percentile(offsets, 50):.1f} / {percentile(offsets, 99):.1f} / {max(offsets, default=0):.1f}",
+        ),
         ("submits arrived at the emulator", f"{len(arrivals):,} (failed: {errors})"),
         ("refused by the emulator's 100/s limit (503 SlowDown)", str(throttled)),
         ("client wall time, s", num(seconds)),
@@ -163,14 +182,14 @@ def run() -> Section:
         os.environ[CONN_ENV] = emu.connection()
         reset_limiters()
         segments = _throughput(emu)
-        arrivals, qps_seconds, qps_errors, qps_throttled = _rate_limited(emu)
+        arrivals, released, qps_seconds, qps_errors, qps_throttled = _rate_limited(emu)
     ratios = _pair_ratios(segments)
     median = statistics.median(ratios)
     rows = [
         _row("raw httpx, pre-signed", [s for s in segments if s.client == "raw"]),
         _row("`submit_all` + `CloudInfiniteHook()`", [s for s in segments if s.client == "hook"]),
     ]
-    qps_rows, qps_goals = _rate_report(arrivals, qps_seconds, qps_errors, qps_throttled)
+    qps_rows, qps_goals = _rate_report(arrivals, released, qps_seconds, qps_errors, qps_throttled)
     total = (sum(s.rate for s in segments if s.client == "hook")) / sum(s.rate for s in segments if s.client == "raw")
     goals = [Goal("hook throughput ÷ raw (median of pairs)", "≥ 0.8", ratio(median), median >= 0.8), *qps_goals]
     return Section(
@@ -203,5 +222,9 @@ def run() -> Section:
             f"(of the mean rates: {total:.2f}).",
             f"Concurrency {CONCURRENCY}: one httpx client is fastest at about that many in flight and slows "
             "down beyond (E0); both sides use the same.",
+            "Rate part: the limiter never lets more than max_qps go in any 1.015 s; the emulator counts arrivals "
+            "by its own clock, after both processes have been scheduled. Where the release → arrival offset's tail "
+            "exceeds that 15 ms margin (a loaded machine), the emulator sees bunched arrivals, throttles some, and the "
+            "limiter cuts its rate: what the achieved rate then loses is this machine's scheduling, not pacing.",
         ],
     )
