@@ -9,10 +9,12 @@ processes that know nothing of each other. Each process therefore keeps one limi
   disabled until the first throttle) and spaces requests evenly, so no burst ever crosses it;
 * a throttled answer (503 ``SlowDown``, 429, ``RequestLimitExceeded``) cuts the rate to
   ``BETA`` (0.7) of what was being sent (the measured send rate, if lower than the pace),
-  once per congestion event: answers to requests sent before the last cut are the same event
-  and do not cut again (botocore also caps the pace at twice the measured rate; not here,
-  as it would stretch a poller's bursty rounds for good; the ``CATCH_UP`` bound keeps a
-  process that wakes from a stall from bursting instead);
+  once per congestion event: answers to requests that were sent before the last cut, or
+  that had their send slot before it (several callers wait on slots reserved at the old
+  pace), are the same event and do not cut again; for ``RECOVERY_CAP`` seconds after a cut the pace never runs ahead
+  of twice the measured send rate (botocore caps it so for good, which would stretch a
+  poller's bursty rounds forever): without it the cubic curve, steep once past ``K``, lets
+  every process leap back to ``max_qps`` at once and storm the account again;
 * after a cut the rate recovers along botocore's CUBIC curve,
   ``rate = SCALE * (t - t_cut - K)^3 + W_max`` with ``K = cbrt(W_max * (1 - BETA) / SCALE)``:
   fast while far below the rate that was throttled, slow near it, probing beyond it later.
@@ -62,6 +64,8 @@ LOG_EVERY = 30.0
 #: slow process never reached, or it would cut nothing.
 MEASURE_BUCKET = 0.5
 SMOOTHING = 0.8
+#: Seconds after a cut during which the pace stays within twice the measured send rate.
+RECOVERY_CAP = 30.0
 
 
 class AdaptiveRateLimiter:
@@ -82,6 +86,8 @@ class AdaptiveRateLimiter:
         self._rate = self.max_qps
         self._w_max = self.max_qps
         self._t_cut = -math.inf
+        #: Requests sent up to here had their slot before the last cut: the same congestion event.
+        self._event_until = -math.inf
         self._k = 0.0
         self._next = -math.inf
         self._sent: deque[float] = deque(maxlen=self._window_cap())
@@ -184,8 +190,8 @@ class AdaptiveRateLimiter:
         """A request sent at ``sent_at`` was throttled: cut the rate, once per congestion event."""
         with self._lock:
             self.throttles += 1
-            if sent_at < self._t_cut:
-                return  # sent before the last cut: the same event, already answered
+            if sent_at < self._t_cut or sent_at <= self._event_until:
+                return  # sent, or scheduled, before the last cut: the same event, already answered
             now = self.clock()
             rate = self._current_rate(now)
             if self._measured:
@@ -194,6 +200,7 @@ class AdaptiveRateLimiter:
             self._rate = max(MIN_RATE, rate * BETA)
             self._t_cut = now
             self._k = (self._w_max * (1 - BETA) / SCALE) ** (1 / 3)
+            self._event_until = max(self._next, now)  # slots already handed out at the old pace
             self._next = max(self._next, now + PACE_MARGIN / self._rate)  # no catching up right after a cut
             self.cuts += 1
             warn = now - self._last_warning >= LOG_EVERY
@@ -212,7 +219,10 @@ class AdaptiveRateLimiter:
         if self._t_cut == -math.inf:
             return self._rate
         recovered = SCALE * (now - self._t_cut - self._k) ** 3 + self._w_max
-        return min(self.max_qps, max(MIN_RATE, self._rate, recovered))
+        ceiling = self.max_qps
+        if self._measured and now - self._t_cut < RECOVERY_CAP:
+            ceiling = min(ceiling, max(2 * self._measured, MIN_RATE))
+        return min(ceiling, max(MIN_RATE, self._rate, recovered))
 
 
 _LIMITERS: dict[tuple[str, str], AdaptiveRateLimiter] = {}

@@ -100,6 +100,24 @@ def test_a_throttle_cuts_the_rate_once_per_congestion_event(clock, caplog):
     assert limiter.rate == pytest.approx(100 * BETA * BETA, rel=0.01)
 
 
+def test_requests_scheduled_before_a_cut_do_not_cut_again(clock):
+    """Sixteen callers hold slots at the old pace when the first throttle lands: their answers,
+    throttled too, are the same congestion event, though they are sent after the cut."""
+    limiter = AdaptiveRateLimiter(100, clock=clock)
+    first = limiter.acquire()
+    held = [limiter._reserve() for _ in range(15)]  # slots taken by callers still waiting
+    limiter.throttled(first)
+    late_sends = [clock.now + wait for wait in held]
+
+    for sent_at in late_sends:
+        limiter.throttled(sent_at)
+
+    assert (limiter.throttles, limiter.cuts) == (16, 1)
+    clock.sleep(max(held) + 0.5)
+    limiter.throttled(limiter.acquire())  # a slot taken after the cut: a new event
+    assert limiter.cuts == 2
+
+
 def test_a_cut_starts_from_the_rate_really_sent_not_the_ceiling(clock):
     limiter = AdaptiveRateLimiter(100, clock=clock)
     for _ in range(30):  # a busy process that only manages 10/s of its 100/s
@@ -131,10 +149,11 @@ def test_the_rate_recovers_along_the_cubic_curve_up_to_max_qps(clock):
 
 
 def test_the_rate_never_falls_below_the_minimum(clock):
-    limiter = AdaptiveRateLimiter(2, clock=clock)
-    for _ in range(30):
-        limiter.throttled(clock())
+    limiter = AdaptiveRateLimiter(0.6, clock=clock)
 
+    limiter.throttled(clock())  # 0.7 x 0.6 would be 0.42/s
+
+    assert limiter.cuts == 1
     assert limiter.rate == ratelimit.MIN_RATE
 
 
