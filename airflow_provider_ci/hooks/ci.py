@@ -155,8 +155,11 @@ class CloudInfiniteHook(BaseHook):
             )
         return self._settings
 
-    def _limiter(self, endpoint: Endpoint, credentials: Credentials) -> AdaptiveRateLimiter:
-        """The shared limiter a request to ``endpoint`` goes through (settings are loaded by then)."""
+    def _limiter(self, endpoint: Endpoint, credentials: Credentials) -> AdaptiveRateLimiter | None:
+        """The shared limiter a CI request to ``endpoint`` goes through (settings are loaded by
+        then); COS object calls have limits of their own and do not spend CI's."""
+        if endpoint.service != "ci":
+            return None
         max_qps = self.max_qps or (self._settings.max_qps if self._settings else None) or DEFAULT_MAX_QPS
         return limiter_for(credentials.secret_id, endpoint.region, max_qps)
 
