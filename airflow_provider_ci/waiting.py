@@ -2,9 +2,10 @@
 
 * :func:`classify` turns a JobsDetail into ``success``, ``failure`` or ``waiting``.
 * :class:`PollFailures` is the one failure policy: a permanent error (4xx, bad settings) ends a
-  wait at once, a transient one (5xx, throttling, timeouts) only after ``max_consecutive``
-  failed polls in a row. Ending a wait on a blip would fail the task, and a retry of it would
-  bill a second job. The trigger, the batch trigger and the poke-mode sensor all count with it.
+  wait at once, a transient one (5xx, timeouts, resets) only after ``max_consecutive``
+  failed polls in a row, and a throttle (``SlowDown``) never. Ending a wait on a blip would
+  fail the task, and a retry of it would bill a second job. The trigger, the batch trigger
+  and the poke-mode sensor all count with it.
 * :class:`JobWatch` feeds one job's polls through both, and logs a state the first time it is
   seen (not every poll).
 * :func:`failure_fields` and :func:`event_error` are the one mapping from a failed poll or a
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
-from airflow_provider_ci.exceptions import CloudInfiniteError, CloudInfiniteJobError
+from airflow_provider_ci.exceptions import CloudInfiniteError, CloudInfiniteJobError, CloudInfiniteThrottledError
 from airflow_provider_ci.model import output_info
 from airflow_provider_ci.states import FAILURE_STATES, WAITING_STATES, JobState
 from airflow_provider_ci.transport import is_retryable
@@ -145,9 +146,15 @@ class PollFailures:
 
     max_consecutive: int = DEFAULT_MAX_CONSECUTIVE_FAILURES
     count: int = 0
+    #: Throttled polls seen: never counted as failures (the account is busy, the job is fine,
+    #: and the shared limiter slows down), so a busy account never ends a wait.
+    throttled: int = 0
 
     def record(self, exc: BaseException) -> bool:
         """Count a failed poll; True when the wait should end on it."""
+        if isinstance(exc, CloudInfiniteThrottledError):
+            self.throttled += 1
+            return False
         if not is_retryable(exc):
             return True
         self.count += 1
@@ -186,7 +193,7 @@ class JobWatch:
     def failed_poll(self, exc: BaseException) -> bool:
         """Record a failed poll, logging it; True when the wait should end on it."""
         give_up = self.failures.record(exc)
-        if not give_up:
+        if not give_up and not isinstance(exc, CloudInfiniteThrottledError):  # throttles: the limiter adapts
             self.log.warning(
                 "Polling CI job %s failed (%d in a row, at most %d): %s",
                 self.job_id,

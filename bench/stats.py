@@ -60,6 +60,19 @@ class LoopProbe:
         """Worst lateness of the wake-ups that started sleeping at ``loop.time() >= after``."""
         return max((late for at, late in self.samples if at >= after), default=math.nan)
 
+    def worst_apart_from(self, spans: Sequence[tuple[float, float]], longer_than: float = 0.005) -> float:
+        """Worst lateness of the wake-ups whose sleep overlapped no span (start, seconds) longer
+        than ``longer_than``: what the loop's own work cost, garbage collections aside."""
+        stalls = [(start, start + took) for start, took in spans if took > longer_than]
+        return max(
+            (
+                late
+                for at, late in self.samples
+                if not any(start < at + self.period + late and end > at for start, end in stalls)
+            ),
+            default=math.nan,
+        )
+
     def worst_at(self) -> float:
         """``loop.time()`` at which the worst wake-up started sleeping."""
         return max(self.samples, key=lambda sample: sample[1], default=(math.nan, 0.0))[0]
@@ -74,7 +87,10 @@ class GcWatch:
 
     def __init__(self) -> None:
         self.pauses: list[tuple[int, float]] = []
+        #: (``time.monotonic()`` at the start, seconds) of each collection, to tell GC stalls apart.
+        self.spans: list[tuple[float, float]] = []
         self._started = 0.0
+        self._started_at = 0.0
 
     def __enter__(self) -> GcWatch:
         gc.callbacks.append(self._callback)
@@ -86,8 +102,11 @@ class GcWatch:
     def _callback(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             self._started = time.perf_counter()
+            self._started_at = time.monotonic()
         else:
-            self.pauses.append((info["generation"], time.perf_counter() - self._started))
+            took = time.perf_counter() - self._started
+            self.pauses.append((info["generation"], took))
+            self.spans.append((self._started_at, took))
 
     def longest(self) -> tuple[int, float]:
         """(generation, seconds) of the longest collection."""
