@@ -121,14 +121,14 @@ def test_a_failed_poke_is_not_yet_until_too_many_fail_in_a_row(emulator, prefix,
     put(emulator, f"{prefix}a.png")
     s = sensor(prefix=prefix, max_consecutive_failures=3)
     attempts = FAST_RETRY.max_attempts
-    emulator.faults.add("status", status=503, method="GET", path="/", count=2 * attempts)
+    emulator.faults.add("status", status=503, code="ServiceUnavailable", method="GET", path="/", count=2 * attempts)
     assert s.poke({}) is False
     assert s.poke({}) is False
     assert s.poke({}) is True  # the service is back: the count starts again
     assert s._failures.count == 0
     assert "failed (2 in a row, limit 3)" in capfd.readouterr().out
 
-    emulator.faults.add("status", status=503, method="GET", path="/", count=3 * attempts)
+    emulator.faults.add("status", status=503, code="ServiceUnavailable", method="GET", path="/", count=3 * attempts)
     assert s.poke({}) is False
     assert s.poke({}) is False
     with pytest.raises(CloudInfiniteServiceError, match="503"):

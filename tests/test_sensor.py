@@ -132,14 +132,14 @@ def test_a_failed_poke_returns_false_until_too_many_in_a_row(hook, ci_emulator, 
     finish(hook, job_id)
     attempts = FAST_RETRY.max_attempts
     s = sensor(job_id, max_consecutive_failures=3)
-    fault = ci_emulator.faults.add("status", status=503, method="GET", count=2 * attempts)
+    fault = ci_emulator.faults.add("status", status=503, code="ServiceUnavailable", method="GET", count=2 * attempts)
     assert s.poke({}) is False
     assert s.poke({}) is False
     assert fault.count == 0  # both pokes really failed, every retry included
     assert s.poke({}) is True  # a success in between resets the count
 
     s = sensor(job_id, max_consecutive_failures=3)
-    ci_emulator.faults.add("status", status=503, method="GET", count=3 * attempts)
+    ci_emulator.faults.add("status", status=503, code="ServiceUnavailable", method="GET", count=3 * attempts)
     assert [s.poke({}), s.poke({})] == [False, False]
     with pytest.raises(CloudInfiniteError, match="503"):
         s.poke({})
