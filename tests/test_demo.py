@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,16 @@ pytestmark = pytest.mark.demo
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "demo.py"
 
 
-def test_demo_runs_the_example_dag_end_to_end(tmp_path, capfd):
+@pytest.fixture
+def sdk_log_level_restored():
+    """The demo quiets cos-python-sdk-v5's logger for its process; this test runs it in ours."""
+    logger = logging.getLogger("qcloud_cos")
+    level = logger.level
+    yield
+    logger.setLevel(level)
+
+
+def test_demo_runs_the_example_dag_end_to_end(tmp_path, capfd, sdk_log_level_restored):
     spec = importlib.util.spec_from_file_location("ci_demo", SCRIPT)
     assert spec and spec.loader
     demo = importlib.util.module_from_spec(spec)
