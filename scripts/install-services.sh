@@ -2,7 +2,7 @@
 # Install the services the deployment suite (tests/deployment) runs on, unless they are there:
 # PostgreSQL (the metadata DB) and Redis (the Celery broker), Debian's packages.
 # The suite starts its own server of each in a temporary folder on a free port and stops it;
-# the packages' own system services are not used (and not started here).
+# it never uses the packages' own system services (which apt starts where systemd runs).
 set -euo pipefail
 
 pg_bin() {
@@ -26,8 +26,8 @@ if ! have_all; then
         sudo="sudo"
     fi
     $sudo apt-get update -qq
-    # policy-rc.d-style guard: no system-wide postgres/redis services are wanted, only the binaries.
-    DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $sudo apt-get install -y -qq --no-install-recommends \
+    # Only the binaries are used: the suite runs its own servers, never the packages' services.
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
         postgresql redis-server >/dev/null
 fi
 echo "services: $("$(pg_bin)" --version), $(redis-server --version | cut -d' ' -f1-3)"
