@@ -1,8 +1,7 @@
-"""Many submits at once: bounded concurrency under a client-side request rate limit.
+"""Many submits at once: bounded concurrency, and progress logged at a steady pace.
 
-CI allows 100 requests/s per account for asynchronous processing (50 overseas); a burst over
-it earns 429s, which are retried but waste time and quota. The limiter spaces requests so the
-cap is never crossed, and the worker count bounds how many are in flight.
+The rate is not decided here: every request goes through the account's shared limiter in the
+transport (:mod:`airflow_provider_ci.ratelimit`); the worker count bounds how many are in flight.
 """
 
 from __future__ import annotations
@@ -17,30 +16,6 @@ from typing import Any
 from airflow_provider_ci.exceptions import CloudInfiniteError
 
 log = logging.getLogger(__name__)
-
-#: Requests are spaced this much wider than 1/rate, so that scheduling jitter of a few ms can
-#: never put rate + 1 requests in one second, while the achieved rate stays within 1 % of it.
-SPACING_MARGIN = 1.01
-
-
-class RateLimiter:
-    """At most ``rate`` acquisitions per second, evenly spaced: no bursts, first come first served."""
-
-    def __init__(self, rate: float) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        self.rate = rate
-        self.spacing = SPACING_MARGIN / rate
-        self._next = 0.0
-        self._lock = asyncio.Lock()
-
-    async def acquire(self) -> None:
-        async with self._lock:
-            loop = asyncio.get_running_loop()
-            wait = self._next - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            self._next = loop.time() + self.spacing
 
 
 @dataclass

@@ -55,6 +55,27 @@ class CloudInfiniteServiceError(CloudInfiniteError):
         return self.status == 429 or self.status >= 500
 
 
+class CloudInfiniteThrottledError(CloudInfiniteServiceError):
+    """The account's request rate limit was hit (503 ``SlowDown``, 429, ``RequestLimitExceeded``).
+
+    The request was refused before it was processed (a throttled submit created no job), so it
+    is retried as is; the shared rate limiter slows down (:mod:`airflow_provider_ci.ratelimit`),
+    and a throttled poll never counts against a wait.
+    """
+
+    #: Codes that mean "too many requests" in the CI/COS and wider Tencent Cloud API families.
+    CODES = frozenset({"SlowDown", "RequestLimitExceeded"})
+
+    @classmethod
+    def matches(cls, status: int, code: str | None) -> bool:
+        """Whether an error answer is a throttle: 429, or a throttling code with any status."""
+        return status == 429 or code in cls.CODES or (code or "").startswith("RequestLimitExceeded.")
+
+    @property
+    def retryable(self) -> bool:
+        return True
+
+
 class CloudInfiniteTransportError(CloudInfiniteError):
     """No usable answer: the service was unreachable, timed out, reset, or sent an unreadable body.
 

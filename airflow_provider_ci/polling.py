@@ -9,6 +9,14 @@ answers from changes. A trigger alone is polled exactly as before: one request p
 Each subscriber gets its own answer every round: its JobsDetail, or the exception that round
 raised for it (a not-found id goes to that id only; a failed request to the ids it carried), so
 transient errors, unknown ids, deadlines and cancellation stay per trigger.
+
+Answers are handed to the waiting triggers at most ``DELIVER_SLICE`` at a time, one slice per
+pass of the event loop: ten thousand triggers woken in one pass (each logging its first state)
+would hold the loop for a noticeable fraction of a second.
+
+The service's largest batch is undocumented. A batch refused as too large (414, or 400
+``InvalidArgument``) is split in two and both halves are asked again at once; the poller then
+keeps the smaller size (``batch_limit``) for as long as it lives.
 """
 
 from __future__ import annotations
@@ -17,10 +25,11 @@ import asyncio
 import contextlib
 import logging
 import weakref
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from airflow_provider_ci.exceptions import CloudInfiniteJobNotFoundError
+from airflow_provider_ci.exceptions import CloudInfiniteJobNotFoundError, CloudInfiniteServiceError
 from airflow_provider_ci.hooks.ci import CloudInfiniteHook
 
 log = logging.getLogger(__name__)
@@ -30,6 +39,8 @@ GATHER_SECONDS = 0.05
 #: Requests of one round in flight at once. One httpx client slows down sharply with hundreds
 #: of requests queued on it (bench E0/B1), which a small ``poll_batch_size`` would cause.
 MAX_IN_FLIGHT = 8
+#: Answers handed to waiting triggers per pass of the event loop.
+DELIVER_SLICE = 100
 Answer = dict[str, Any] | Exception
 PollerKey = tuple[str, str | None, str | None, float]
 
@@ -43,8 +54,12 @@ class JobPoller:
         self.key = key
         self.hook = hook
         self.rounds = 0
+        #: The most ids per request the service accepted after refusing more (None: no refusal yet).
+        self.batch_limit: int | None = None
         self._subscribers: dict[str, set[asyncio.Queue[tuple[str, Answer]]]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._outbox: deque[tuple[str, Answer]] = deque()
+        self._pump: asyncio.Task[None] | None = None
 
     @property
     def interval(self) -> float:
@@ -96,6 +111,7 @@ class JobPoller:
         except Exception as exc:  # a bad connection: every waiter hears it, none hangs
             self._deliver(dict.fromkeys(ids, exc))
             return
+        size = min(size, self.batch_limit or size)
         chunks = iter([ids[i : i + size] for i in range(0, len(ids), size)])
 
         async def fetch_chunks() -> None:
@@ -111,14 +127,44 @@ class JobPoller:
             answers = dict(await self.hook.aget_jobs(ids, bucket=bucket, region=region))
         except CloudInfiniteJobNotFoundError as exc:
             answers = {**{job_id: CloudInfiniteJobNotFoundError([job_id]) for job_id in exc.job_ids}, **exc.found}
+        except CloudInfiniteServiceError as exc:
+            if not (_too_large(exc) and len(ids) > 1):
+                answers = dict.fromkeys(ids, exc)
+            else:
+                half = (len(ids) + 1) // 2
+                if self.batch_limit is None or half < self.batch_limit:
+                    self.batch_limit = half
+                    log.warning(
+                        "CI refused %d job ids in one request (%s); asking at most %d at a time",
+                        len(ids),
+                        exc.code or exc.status,
+                        half,
+                    )
+                await asyncio.gather(self._fetch(ids[:half]), self._fetch(ids[half:]))
+                return
         except Exception as exc:
             answers = dict.fromkeys(ids, exc)
         self._deliver(answers)
 
     def _deliver(self, answers: dict[str, Answer]) -> None:
-        for job_id, answer in answers.items():
-            for queue in self._subscribers.get(job_id, ()):
-                queue.put_nowait((job_id, answer))
+        """Queue ``answers`` for the subscribers; the pump hands them over slice by slice."""
+        self._outbox.extend(answers.items())
+        if self._pump is None or self._pump.done():
+            self._pump = asyncio.get_running_loop().create_task(self._hand_over(), name=f"ci-poller-pump-{self.key}")
+
+    async def _hand_over(self) -> None:
+        outbox = self._outbox
+        while outbox:
+            for _ in range(min(DELIVER_SLICE, len(outbox))):
+                job_id, answer = outbox.popleft()
+                for queue in self._subscribers.get(job_id, ()):
+                    queue.put_nowait((job_id, answer))
+            await asyncio.sleep(0)  # the woken triggers run before the next slice
+
+
+def _too_large(exc: CloudInfiniteServiceError) -> bool:
+    """Whether a ``GET /jobs/<ids>`` was refused for naming too many ids (414, or 400 InvalidArgument)."""
+    return exc.status == 414 or (exc.status == 400 and exc.code == "InvalidArgument")
 
 
 def poller_for(

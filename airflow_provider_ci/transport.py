@@ -18,14 +18,21 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 from airflow_provider_ci import __version__, signing
-from airflow_provider_ci.exceptions import CloudInfiniteServiceError, CloudInfiniteTransportError
+from airflow_provider_ci.exceptions import (
+    CloudInfiniteServiceError,
+    CloudInfiniteThrottledError,
+    CloudInfiniteTransportError,
+)
 from airflow_provider_ci.model import MalformedResponseError, decode, is_error
 
 if TYPE_CHECKING:
     import httpx
     import requests
 
-    from airflow_provider_ci.batch import RateLimiter
+    from airflow_provider_ci.ratelimit import AdaptiveRateLimiter
+
+#: Which limiter a request to ``endpoint`` with ``credentials`` goes through (None: no limit).
+LimiterLookup = Callable[["Endpoint", "Credentials"], "AdaptiveRateLimiter | None"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +41,9 @@ USER_AGENT = f"airflow-provider-ci/{__version__}"
 SIGNATURE_TTL = 900
 #: Signatures start this much in the past to tolerate clock skew (as cos-python-sdk-v5 does).
 CLOCK_SKEW = 60
+#: Async answers larger than this are decoded in a worker thread: a 50-job answer costs a few
+#: ms of parsing, and a poll round's answers arriving together would hold the loop for tens.
+DECODE_IN_THREAD_BYTES = 16 * 1024
 
 T = TypeVar("T")
 
@@ -160,7 +170,12 @@ def read_response(response: ApiResponse, operation: str) -> ApiResult:
         tag, data = "", {}
     if response.status < 300 and not is_error(tag, data):
         return ApiResult(data, response.request_id)
-    raise CloudInfiniteServiceError(
+    error = (
+        CloudInfiniteThrottledError
+        if CloudInfiniteThrottledError.matches(response.status, data.get("Code"))
+        else CloudInfiniteServiceError
+    )
+    raise error(
         status=response.status,
         code=data.get("Code"),
         message=data.get("Message"),
@@ -171,7 +186,7 @@ def read_response(response: ApiResponse, operation: str) -> ApiResult:
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """5xx, 429, connection failures, timeouts and unreadable answers are retried; 4xx never."""
+    """5xx, throttles, connection failures, timeouts and unreadable answers are retried; other 4xx never."""
     if isinstance(exc, CloudInfiniteServiceError):
         return exc.retryable
     return isinstance(exc, CloudInfiniteTransportError)
@@ -180,11 +195,14 @@ def is_retryable(exc: BaseException) -> bool:
 def may_have_been_processed(exc: BaseException) -> bool:
     """Whether the service may have acted on a request that failed with ``exc``.
 
-    Only a refused connection or a 429 prove it did not; a timeout, a reset after sending,
-    a 5xx or an unreadable answer all leave it open.
+    Only a refused connection or a throttle (503 ``SlowDown``, 429, ``RequestLimitExceeded``:
+    refused before processing) prove it did not; a timeout, a reset after sending, another
+    5xx or an unreadable answer all leave it open.
     """
+    if isinstance(exc, CloudInfiniteThrottledError):
+        return False
     if isinstance(exc, CloudInfiniteServiceError):
-        return exc.status != 429
+        return True
     if isinstance(exc, CloudInfiniteTransportError):
         return exc.maybe_sent
     return True
@@ -192,12 +210,18 @@ def may_have_been_processed(exc: BaseException) -> bool:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with full jitter, bounded in attempts and in total time."""
+    """Exponential backoff with full jitter, bounded in attempts and in total time.
+
+    Throttles have their own budget (``max_throttled`` retries, short jittered pauses): the
+    shared rate limiter already slowed down, so a throttled request only needs to queue
+    again, and the rate limit of a busy account must not eat the budget meant for failures.
+    """
 
     max_attempts: int = 5
     base_delay: float = 0.5
     max_delay: float = 10.0
     max_elapsed: float = 60.0
+    max_throttled: int = 30
 
     def delays(self) -> Iterator[float]:
         """Sleep before each retry; stops when the attempt or time budget is spent."""
@@ -208,6 +232,29 @@ class RetryPolicy:
                 return
             yield delay
 
+    def schedule(self) -> RetrySchedule:
+        return RetrySchedule(self)
+
+
+class RetrySchedule:
+    """The retries left to one call: failures from :meth:`RetryPolicy.delays`, throttles apart."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+        self.throttled = 0
+        self._failures = policy.delays()
+
+    def delay(self, exc: Exception) -> float | None:
+        """Seconds to sleep before retrying after ``exc``; None when ``exc`` must propagate."""
+        if not is_retryable(exc):
+            return None
+        if isinstance(exc, CloudInfiniteThrottledError):
+            self.throttled += 1
+            if self.throttled > self.policy.max_throttled:
+                return None
+            return random.uniform(0, self.policy.base_delay)
+        return next(self._failures, None)
+
 
 def _transport_error(operation: str, what: str, exc: BaseException, maybe_sent: bool) -> CloudInfiniteTransportError:
     # Only the exception type is kept: HTTP libraries' messages can echo URLs and headers.
@@ -215,11 +262,12 @@ def _transport_error(operation: str, what: str, exc: BaseException, maybe_sent: 
 
 
 class SyncTransport:
-    """Blocking calls on one keep-alive ``requests.Session``."""
+    """Blocking calls on one keep-alive ``requests.Session``, each through the account's limiter."""
 
-    def __init__(self, timeout: tuple[float, float], retry: RetryPolicy) -> None:
+    def __init__(self, timeout: tuple[float, float], retry: RetryPolicy, limiter: LimiterLookup | None = None) -> None:
         self.timeout = timeout
         self.retry = retry
+        self.limiter = limiter
         self._session: requests.Session | None = None
 
     def close(self) -> None:
@@ -232,6 +280,8 @@ class SyncTransport:
 
         if self._session is None:
             self._session = requests.Session()
+        limiter = self.limiter(endpoint, credentials) if self.limiter else None
+        sent_at = limiter.acquire() if limiter else 0.0
         prepared = prepare(request, endpoint, credentials, time.time())
         try:
             raw = self._session.request(
@@ -252,26 +302,41 @@ class SyncTransport:
             raise _transport_error(request.operation, "connection failed", exc, not refused) from None
         except requests.exceptions.RequestException as exc:
             raise _transport_error(request.operation, "request failed", exc, True) from None
-        return _received(request, raw.status_code, raw.headers, raw.content)
+        return _received(request, raw.status_code, raw.headers, raw.content, limiter, sent_at)
 
     def call(self, request: ApiRequest, endpoint: Endpoint, credentials: Credentials) -> ApiResult:
         """Send, retrying transient failures. Only for requests that are safe to repeat."""
         return retry_sync(lambda: self.send_once(request, endpoint, credentials), self.retry, request.operation)
 
 
-def _received(request: ApiRequest, status: int, headers: Mapping[str, str], body: bytes) -> ApiResult:
+def _received(
+    request: ApiRequest,
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    limiter: AdaptiveRateLimiter | None,
+    sent_at: float,
+) -> ApiResult:
     response = ApiResponse(status, {k.lower(): v for k, v in headers.items()}, body)
     log.debug("CI %s %s -> %s (request id %s)", request.method, request.path, status, response.request_id)
-    return read_response(response, request.operation)
+    try:
+        return read_response(response, request.operation)
+    except CloudInfiniteThrottledError:
+        if limiter is not None:
+            limiter.throttled(sent_at)
+        raise
 
 
-def _retry_delay(exc: Exception, delays: Iterator[float], operation: str) -> float | None:
-    """Seconds to sleep before retrying after ``exc``; None when ``exc`` must propagate."""
-    if not is_retryable(exc):
-        return None
-    delay = next(delays, None)
+def _retry_delay(exc: Exception, schedule: RetrySchedule, operation: str) -> float | None:
+    """Seconds to sleep before retrying after ``exc``; None when ``exc`` must propagate.
+
+    Throttles are logged at DEBUG: the shared limiter warns once when it slows down, and at
+    scale a line per throttled request would drown the log.
+    """
+    delay = schedule.delay(exc)
     if delay is not None:
-        log.warning("CI %s: %s; retrying in %.1f s", operation, exc, delay)
+        level = logging.DEBUG if isinstance(exc, CloudInfiniteThrottledError) else logging.WARNING
+        log.log(level, "CI %s: %s; retrying in %.1f s", operation, exc, delay)
     return delay
 
 
@@ -286,12 +351,12 @@ def retry_sync(
     ``recover`` runs after each backoff, before the next attempt: for a request that is not
     safe to repeat, it can find what the failed attempt did and return that instead.
     """
-    delays = policy.delays()
+    schedule = policy.schedule()
     while True:
         try:
             return attempt()
         except Exception as exc:
-            delay = _retry_delay(exc, delays, operation)
+            delay = _retry_delay(exc, schedule, operation)
             if delay is None:
                 raise
             time.sleep(delay)
@@ -307,12 +372,12 @@ async def retry_async(
     recover: Callable[[Exception], Awaitable[T | None]] | None = None,
 ) -> T:
     """:func:`retry_sync` for coroutines."""
-    delays = policy.delays()
+    schedule = policy.schedule()
     while True:
         try:
             return await attempt()
         except Exception as exc:
-            delay = _retry_delay(exc, delays, operation)
+            delay = _retry_delay(exc, schedule, operation)
             if delay is None:
                 raise
             await asyncio.sleep(delay)
@@ -322,9 +387,10 @@ async def retry_async(
 
 
 class AsyncTransport:
-    """Non-blocking calls on one ``httpx.AsyncClient``, reused for the life of a trigger."""
+    """Non-blocking calls on one ``httpx.AsyncClient``, reused for the life of a trigger; each
+    call waits for the account's limiter with ``asyncio.sleep``."""
 
-    def __init__(self, timeout: tuple[float, float], retry: RetryPolicy, limiter: RateLimiter | None = None) -> None:
+    def __init__(self, timeout: tuple[float, float], retry: RetryPolicy, limiter: LimiterLookup | None = None) -> None:
         self.timeout = timeout
         self.retry = retry
         self.limiter = limiter
@@ -345,8 +411,8 @@ class AsyncTransport:
             self._client = await asyncio.to_thread(
                 httpx.AsyncClient, timeout=httpx.Timeout(read, connect=connect), follow_redirects=False
             )
-        if self.limiter is not None:
-            await self.limiter.acquire()
+        limiter = self.limiter(endpoint, credentials) if self.limiter else None
+        sent_at = await limiter.aacquire() if limiter else 0.0
         prepared = prepare(request, endpoint, credentials, time.time())
         try:
             raw = await self._client.request(
@@ -358,7 +424,11 @@ class AsyncTransport:
             raise _transport_error(request.operation, "timed out waiting for the answer", exc, True) from None
         except httpx.HTTPError as exc:
             raise _transport_error(request.operation, "connection failed", exc, True) from None
-        return _received(request, raw.status_code, raw.headers, raw.content)
+        if len(raw.content) > DECODE_IN_THREAD_BYTES:
+            return await asyncio.to_thread(
+                _received, request, raw.status_code, raw.headers, raw.content, limiter, sent_at
+            )
+        return _received(request, raw.status_code, raw.headers, raw.content, limiter, sent_at)
 
     async def call(self, request: ApiRequest, endpoint: Endpoint, credentials: Credentials) -> ApiResult:
         """Send, retrying transient failures. Only for requests that are safe to repeat."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from airflow_provider_ci.exceptions import CloudInfiniteJobError
+from airflow_provider_ci.exceptions import CloudInfiniteJobError, CloudInfiniteThrottledError
 from airflow_provider_ci.model import output_info
 from airflow_provider_ci.states import FAILURE_STATES, WAITING_STATES, JobState
 from airflow_provider_ci.transport import is_retryable
@@ -59,6 +59,7 @@ class JobWatch:
     log: Log
     max_consecutive_failures: int = 5
     failures: int = 0
+    throttled: int = 0
     last: dict[str, Any] | None = None
     _seen: set[str | None] = field(default_factory=set)
 
@@ -76,8 +77,12 @@ class JobWatch:
         """Record a failed poll; True when the wait should end on it.
 
         Permanent errors (4xx, bad settings) end it at once; transient ones only after
-        ``max_consecutive_failures`` in a row.
+        ``max_consecutive_failures`` in a row. A throttle never ends it and does not count:
+        the account is busy, the job and the service are fine, and the limiter slows down.
         """
+        if isinstance(exc, CloudInfiniteThrottledError):
+            self.throttled += 1
+            return False
         if not is_retryable(exc):
             return True
         self.failures += 1

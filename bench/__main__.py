@@ -1,4 +1,4 @@
-"""``python -m bench [e0 b1 b2 b3 b4]``: run benchmarks, print their tables, write the results.
+"""``python -m bench [e0 b1 b2 b3 b4 b5 b6]``: run benchmarks, print their tables, write the results.
 
 All of them (the default) write ``bench/results/latest.md``; a subset writes
 ``bench/results/latest-<keys>.md`` so a quick single run never replaces the full report.
@@ -24,6 +24,8 @@ BENCHMARKS = {
     "b2": ("bench.b2_submit", "Batch submit"),
     "b3": ("bench.b3_cost", "Client CPU per submit"),
     "b4": ("bench.b4_parse", "DAG parse cost"),
+    "b5": ("bench.b5_shared", "Shared rate limit"),
+    "b6": ("bench.b6_triggerer", "A real triggerer under load"),
 }
 
 

@@ -72,8 +72,12 @@ async def main(job_ids: list[str], warm_id: str, interval: float, cap: float) ->
     probe.start()
     with GcWatch() as collections:
         cpu_start, started, loop_start = time.process_time(), time.time(), loop.time()
-        triggers = [CloudInfiniteJobTrigger(job_id=job_id, poll_interval=interval) for job_id in job_ids]
-        tasks = [asyncio.create_task(first_event(trigger)) for trigger in triggers]
+        tasks = []
+        for job_id in job_ids:  # as Airflow's triggerer creates them: yielding to the loop before each
+            await asyncio.sleep(0)
+            tasks.append(
+                asyncio.create_task(first_event(CloudInfiniteJobTrigger(job_id=job_id, poll_interval=interval)))
+            )
         await asyncio.sleep(0)  # every trigger has subscribed to the poller
         start_ms = (loop.time() - loop_start) * 1000
         poller = poller_for(CONN_ID, None, None, interval, CloudInfiniteHook)

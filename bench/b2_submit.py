@@ -1,5 +1,9 @@
 """B2 batch submit: ``submit_all`` through the hook vs a raw httpx loop, and the ``max_qps`` limiter.
 
+The throughput part lifts the shared limiter's ceiling out of the way (``max_qps`` far above
+what one client can send: its bookkeeping still runs and counts as client cost); the rate part
+runs at ``max_qps=100`` against the emulator enforcing the service's 100/s.
+
 The hook validates, builds XML, signs and parses every submit; the raw loop replays one
 pre-signed request. Both use one httpx client at the same concurrency against the same
 emulator process, in ABBA order so drift on a noisy machine hits both alike.
@@ -18,6 +22,7 @@ from typing import Any
 
 from airflow_provider_ci.batch import submit_all
 from airflow_provider_ci.hooks.ci import CloudInfiniteHook
+from airflow_provider_ci.ratelimit import reset_limiters
 from bench.emulator import CONN_ENV, INPUT_KEY, CpuMeter, EmulatorProcess, Knobs
 from bench.rawload import RULE, replay_httpx, signed, submit_request
 from bench.report import Goal, Section, Table, num, ratio
@@ -29,7 +34,13 @@ CONCURRENCY = 8
 #: Alternating runs, an equal share of the submits each, so drift hits both clients alike.
 ORDER = ("raw", "hook", "hook", "raw") * 5
 RATE_SUBMITS = 1_000
+#: The batch operator's default ``max_concurrency``, for the rate part (a batch task as users run it).
+OPERATOR_CONCURRENCY = 16
 MAX_QPS = 100.0
+#: Achieved rate the issue asks of one batch task at ``max_qps=100`` (today's was 92/s).
+RATE_TARGET = 97.0
+#: A ceiling no single client reaches: the throughput part measures cost, not the limit.
+UNLIMITED_QPS = 1_000_000.0
 #: Submitted jobs never start: only the submit path is measured.
 KNOBS = Knobs(queue_delay=86400, run_time=0, workers=1)
 
@@ -41,12 +52,14 @@ def _specs(count: int, tag: str) -> list[dict[str, Any]]:
     ]
 
 
-async def _hook_submits(specs: list[dict[str, Any]], max_qps: float | None = None) -> tuple[float, int]:
+async def _hook_submits(
+    specs: list[dict[str, Any]], max_qps: float, concurrency: int = CONCURRENCY
+) -> tuple[float, int]:
     """(seconds, failed submits) for ``submit_all`` through a fresh hook, as a batch task would."""
     hook = CloudInfiniteHook(max_qps=max_qps)
     try:
         started = time.perf_counter()
-        results = await submit_all(hook.asubmit_pic_process_job, specs, concurrency=CONCURRENCY)
+        results = await submit_all(hook.asubmit_pic_process_job, specs, concurrency=concurrency)
         return time.perf_counter() - started, sum(not isinstance(r, dict) for r in results)
     finally:
         await hook.aclose()
@@ -77,7 +90,7 @@ def _throughput(emulator: EmulatorProcess) -> list[Segment]:
             load = asyncio.run(replay_httpx(prepared, concurrency=CONCURRENCY, total=share))
             seconds, errors = load.seconds, load.errors
         else:
-            seconds, errors = asyncio.run(_hook_submits(_specs(share, f"b2-{step}")))
+            seconds, errors = asyncio.run(_hook_submits(_specs(share, f"b2-{step}"), UNLIMITED_QPS))
         segments.append(Segment(client, share, seconds, time.process_time() - cpu, errors, meter.share()))
     return segments
 
@@ -105,19 +118,30 @@ def _row(label: str, segments: list[Segment]) -> tuple[str, ...]:
     )
 
 
-def _rate_limited(emulator: EmulatorProcess) -> tuple[list[float], float, int]:
-    """Arrival times at the emulator of ``RATE_SUBMITS`` submits under ``max_qps``."""
+def _rate_limited(emulator: EmulatorProcess) -> tuple[list[float], float, int, int]:
+    """Arrival times at the emulator (enforcing 100/s) of ``RATE_SUBMITS`` submits under ``max_qps``;
+    also the client's seconds and failures, and the emulator's refusals."""
+    reset_limiters()
+    emulator.set_limits(qps_limit=int(MAX_QPS))
     emulator.clear_requests()
-    seconds, errors = asyncio.run(_hook_submits(_specs(RATE_SUBMITS, "b2-qps"), MAX_QPS))
-    arrivals = sorted(r["received"] for r in emulator.requests() if r["method"] == "POST" and r["path"] == "/jobs")
-    return arrivals, seconds, errors
+    try:
+        seconds, errors = asyncio.run(_hook_submits(_specs(RATE_SUBMITS, "b2-qps"), MAX_QPS, OPERATOR_CONCURRENCY))
+        requests = [r for r in emulator.requests() if r["method"] == "POST" and r["path"] == "/jobs"]
+        throttled = emulator.throttled()
+    finally:
+        emulator.set_limits(qps_limit=0)
+    arrivals = sorted(r["received"] for r in requests)
+    return arrivals, seconds, errors, throttled
 
 
-def _rate_report(arrivals: list[float], seconds: float, errors: int) -> tuple[list[tuple[str, str]], list[Goal]]:
+def _rate_report(
+    arrivals: list[float], seconds: float, errors: int, throttled: int
+) -> tuple[list[tuple[str, str]], list[Goal]]:
     achieved = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) if len(arrivals) > 1 else 0.0
     busiest = max_in_window(arrivals, 1.0)
     rows = [
         ("submits arrived at the emulator", f"{len(arrivals):,} (failed: {errors})"),
+        ("refused by the emulator's 100/s limit (503 SlowDown)", str(throttled)),
         ("client wall time, s", num(seconds)),
         ("achieved rate at the emulator, requests/s", num(achieved, 2)),
         ("most requests in any 1 s window", str(busiest)),
@@ -125,9 +149,9 @@ def _rate_report(arrivals: list[float], seconds: float, errors: int) -> tuple[li
     goals = [
         Goal(
             f"achieved rate, max_qps={MAX_QPS:g}",
-            f"within 5 % of {MAX_QPS:g}/s",
-            f"{achieved:.2f}/s ({achieved / MAX_QPS - 1:+.1%})",
-            abs(achieved / MAX_QPS - 1) <= 0.05,
+            f"≥ {RATE_TARGET:g}/s",
+            f"{achieved:.2f}/s",
+            achieved >= RATE_TARGET,
         ),
         Goal("most requests in any 1 s window", f"≤ {MAX_QPS:g}", str(busiest), busiest <= MAX_QPS),
     ]
@@ -137,15 +161,16 @@ def _rate_report(arrivals: list[float], seconds: float, errors: int) -> tuple[li
 def run() -> Section:
     with tempfile.TemporaryDirectory(prefix="bench-b2-") as tmp, EmulatorProcess(Path(tmp) / "data", KNOBS) as emu:
         os.environ[CONN_ENV] = emu.connection()
+        reset_limiters()
         segments = _throughput(emu)
-        arrivals, qps_seconds, qps_errors = _rate_limited(emu)
+        arrivals, qps_seconds, qps_errors, qps_throttled = _rate_limited(emu)
     ratios = _pair_ratios(segments)
     median = statistics.median(ratios)
     rows = [
         _row("raw httpx, pre-signed", [s for s in segments if s.client == "raw"]),
         _row("`submit_all` + `CloudInfiniteHook()`", [s for s in segments if s.client == "hook"]),
     ]
-    qps_rows, qps_goals = _rate_report(arrivals, qps_seconds, qps_errors)
+    qps_rows, qps_goals = _rate_report(arrivals, qps_seconds, qps_errors, qps_throttled)
     total = (sum(s.rate for s in segments if s.client == "hook")) / sum(s.rate for s in segments if s.client == "raw")
     goals = [Goal("hook throughput ÷ raw (median of pairs)", "≥ 0.8", ratio(median), median >= 0.8), *qps_goals]
     return Section(
@@ -153,15 +178,17 @@ def run() -> Section:
         "Batch submit",
         f"{SUBMITS:,} `POST /jobs`, {CONCURRENCY} in flight on one httpx client, against one emulator process "
         f"({KNOBS}): `airflow_provider_ci.batch.submit_all(hook.asubmit_pic_process_job, specs, "
-        f"concurrency={CONCURRENCY})` with `CloudInfiniteHook()` (no max_qps), vs a raw `httpx.AsyncClient` "
+        f"concurrency={CONCURRENCY})` with `CloudInfiniteHook(max_qps={UNLIMITED_QPS:g})` (the shared "
+        "limiter's ceiling out of reach, its bookkeeping still paid), vs a raw `httpx.AsyncClient` "
         "POST loop replaying the same XML body with one `Authorization` computed once by "
         "`airflow_provider_ci.transport.prepare` (the signature covers method, path and headers, not the body, "
         f"and stays valid 15 min). Run as (raw, hook, hook, raw) × {len(ORDER) // 4}, "
         f"{SUBMITS // ORDER.count('raw'):,} submits each time; the goal uses the median "
         "of the hook ÷ raw ratios of adjacent pairs, so a noisy stretch skews one pair, not the figure. Client CPU "
         "is this process's `time.process_time`. Then "
-        f"{RATE_SUBMITS:,} submits through `CloudInfiniteHook(max_qps={MAX_QPS:g})`, timed by the emulator's "
-        "arrival times.",
+        f"{RATE_SUBMITS:,} submits through `CloudInfiniteHook(max_qps={MAX_QPS:g})`, {OPERATOR_CONCURRENCY} in flight "
+        "(the batch operator's default), against the emulator "
+        f"enforcing the service's {MAX_QPS:g}/s (`--qps-limit`), timed by the emulator's arrival times.",
         [
             Table(
                 ("client", "submits", "seconds", "submits/s", "client CPU µs/submit", "emulator CPU", "errors"),

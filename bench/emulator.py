@@ -46,14 +46,18 @@ def cpu_seconds(pid: int) -> float:
 
 @dataclass(frozen=True)
 class Knobs:
-    """How fast the emulator's jobs move: seconds Submitted, seconds Running, jobs at once."""
+    """How fast the emulator's jobs move (seconds Submitted, seconds Running, jobs at once) and
+    its per-account rate limit: off unless a benchmark is about the limit, since the others
+    measure what the client and the emulator can do."""
 
     queue_delay: float
     run_time: float
     workers: int
+    qps_limit: int = 0
 
     def __str__(self) -> str:
-        return f"queue-delay {self.queue_delay:g} s, run-time {self.run_time:g} s, workers {self.workers}"
+        limit = f", qps-limit {self.qps_limit}" if self.qps_limit else ""
+        return f"queue-delay {self.queue_delay:g} s, run-time {self.run_time:g} s, workers {self.workers}{limit}"
 
 
 class EmulatorProcess:
@@ -65,6 +69,7 @@ class EmulatorProcess:
         self.command = [sys.executable, "-m", "airflow_provider_ci.emulator", "--port", "0"]
         self.command += ["--data-dir", str(data_dir), "--bucket", BUCKET, "--queue-delay", str(knobs.queue_delay)]
         self.command += ["--run-time", str(knobs.run_time), "--workers", str(knobs.workers)]
+        self.command += ["--qps-limit", str(knobs.qps_limit)]
         self.url = ""
         self._proc: subprocess.Popen[bytes] | None = None
         self._http = httpx.Client(timeout=60)
@@ -140,6 +145,14 @@ class EmulatorProcess:
 
     def clear_requests(self) -> None:
         self.control("DELETE", "requests")
+
+    def set_limits(self, **limits: int) -> dict[str, int]:
+        """``qps_limit`` and/or ``max_ids_per_get`` while serving."""
+        return dict(self.control("PUT", "limits", limits))
+
+    def throttled(self) -> int:
+        """Requests refused with 503 SlowDown since the last reset or ``clear_requests``."""
+        return int(self.control("GET", "stats")["throttled"]["total"])
 
     def connection(self, **extra: Any) -> str:
         """A ``tencent_ci`` connection to this emulator as JSON, for ``AIRFLOW_CONN_<ID>``."""

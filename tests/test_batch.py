@@ -1,16 +1,14 @@
-"""Batch submits: the client-side rate limit holds over every 1 s window, counted at the emulator."""
+"""Batch submits: the shared rate limit holds over every 1 s window, counted where the limiter acts."""
 
 from __future__ import annotations
 
-import asyncio
-import itertools
-
 import pytest
 
-from airflow_provider_ci.batch import Progress, RateLimiter, submit_all
+from airflow_provider_ci.batch import Progress, submit_all
 from airflow_provider_ci.emulator.pytest_plugin import DEFAULT_BUCKET
 from airflow_provider_ci.exceptions import CloudInfiniteError
 from airflow_provider_ci.hooks.ci import CloudInfiniteHook
+from airflow_provider_ci.ratelimit import AdaptiveRateLimiter
 from bench.stats import max_in_window
 from tests.support import FAST_RETRY, png
 
@@ -25,13 +23,14 @@ async def test_limiter_never_exceeds_max_qps_in_any_second(ci_emulator, ci_emula
     """
     ci_emulator.put_object(DEFAULT_BUCKET, "input/cat.png", png())
     sends: list[float] = []
-    real_acquire = RateLimiter.acquire
+    real_acquire = AdaptiveRateLimiter.aacquire
 
     async def counted(self):
-        await real_acquire(self)
-        sends.append(asyncio.get_running_loop().time())
+        sent_at = await real_acquire(self)
+        sends.append(sent_at)
+        return sent_at
 
-    monkeypatch.setattr(RateLimiter, "acquire", counted)
+    monkeypatch.setattr(AdaptiveRateLimiter, "aacquire", counted)
     hook = CloudInfiniteHook(retry=FAST_RETRY, max_qps=40)
     specs = [
         {"input_object": "input/cat.png", "output_object": f"output/rate-{i}.png", "process_rule": "imageMogr2/strip"}
@@ -55,17 +54,3 @@ async def test_one_bad_item_does_not_hide_the_others(ci_emulator, ci_emulator_co
     await hook.aclose()
     assert [type(r).__name__ for r in results] == ["dict", "CloudInfiniteServiceError", "dict"]
     assert isinstance(results[1], CloudInfiniteError)
-
-
-async def test_limiter_spaces_acquisitions():
-    limiter = RateLimiter(200)
-    loop = asyncio.get_running_loop()
-    stamps = []
-
-    async def take():
-        await limiter.acquire()
-        stamps.append(loop.time())
-
-    await asyncio.gather(*(take() for _ in range(50)))
-    gaps = [b - a for a, b in itertools.pairwise(stamps)]
-    assert min(gaps) >= 1 / 200

@@ -122,7 +122,7 @@ async def test_unknown_ids_transient_errors_and_leavers_are_handled_per_trigger(
     tasks = {job_id: wait(job_id) for job_id in [*known, unknown]}
     assert (await asyncio.wait_for(tasks[unknown], 10))["code"] == "NoSuchJob"
     # A failed round reaches every waiter of that round, and none gives up on one failure.
-    ci_emulator.faults.add("status", status=503, count=FAST_RETRY.max_attempts, method="GET")
+    ci_emulator.faults.add("status", status=500, count=FAST_RETRY.max_attempts, method="GET")
     await rounds_pass(3)
     assert not any(tasks[job_id].done() for job_id in known)
     # A waiter that leaves (its task cancelled) is no longer asked for.

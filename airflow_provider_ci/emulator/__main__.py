@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .config import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY
 from .control import Emulator
+from .throttle import DEFAULT_QPS_LIMIT
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,6 +31,21 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--queue-delay", type=float, default=0.2, help="seconds a job stays Submitted")
     parser.add_argument("--run-time", type=float, default=0.3, help="minimum seconds a job stays Running")
     parser.add_argument("--workers", type=int, default=10, help="jobs that may run at once")
+    parser.add_argument(
+        "--qps-limit",
+        type=int,
+        default=DEFAULT_QPS_LIMIT,
+        metavar="N",
+        help="CI requests per second per account (SecretId), sliding 1 s window; over it 503 SlowDown "
+        "(default %(default)s, the service's; 0 = no limit)",
+    )
+    parser.add_argument(
+        "--max-ids-per-get",
+        type=int,
+        default=0,
+        metavar="N",
+        help="most job ids one GET /jobs/<ids> may name, 400 InvalidArgument beyond (default 0 = no cap)",
+    )
     return parser
 
 
@@ -48,6 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_time=args.run_time,
             workers=args.workers,
             buckets=args.bucket,
+            qps_limit=args.qps_limit,
+            max_ids_per_get=args.max_ids_per_get,
         ).start()
     except (ValueError, OSError) as exc:  # a bad bucket name or setting, a port in use
         parser.error(str(exc))
@@ -62,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"  SecretId:  {emulator.secret_id}\n"
         f"  SecretKey: {emulator.secret_key}\n"
         f"  token:     {emulator.token or '(none)'}\n"
+        f"  limit:     {emulator.qps_limit or 'none'} requests/s per account\n"
         "  send requests to that URL with Host <bucket>.ci.<region>.myqcloud.com (jobs) or\n"
         "  <bucket>.cos.<region>.myqcloud.com (objects); control API under /_emulator/",
         flush=True,

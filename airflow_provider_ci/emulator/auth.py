@@ -55,8 +55,9 @@ def verify(
     credentials: Mapping[str, str],
     token: str | None,
     now: float,
-) -> None:
-    """Raise :class:`ApiError` unless the request is signed by one of ``credentials``.
+) -> str:
+    """Raise :class:`ApiError` unless the request is signed by one of ``credentials``; return
+    the SecretId that signed it (the account, for the rate limit).
 
     ``query`` is the decoded query string and ``headers`` a case-insensitive mapping (aiohttp's).
     """
@@ -89,6 +90,7 @@ def verify(
     )
     if not hmac.compare_digest(expected, auth.signature):
         raise _mismatch("The request signature we calculated does not match the signature you provided")
+    return auth.secret_id
 
 
 def _listed(names: tuple[str, ...], received: Mapping[str, str], what: str) -> dict[str, str]:

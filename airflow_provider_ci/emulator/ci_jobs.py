@@ -6,7 +6,9 @@ Choices where the real service's behaviour is UNCONFIRMED (ci_api.md):
   something missing);
 - cancelling a job a worker has taken (``Running``) or a finished one → 400 ``InvalidArgument``,
   "only jobs that have not started can be cancelled"; an unknown id → 404 ``NoSuchJob``;
-- ``GET /jobs/<ids>`` answers 200 even when no id is known, listing them in ``NonExistJobIds``.
+- ``GET /jobs/<ids>`` answers 200 even when no id is known, listing them in ``NonExistJobIds``;
+  with ``max_ids_per_get`` set, more ids than that → 400 ``InvalidArgument`` (the service's
+  largest batch is undocumented; the knob lets clients test how they split).
 """
 
 from __future__ import annotations
@@ -42,7 +44,11 @@ async def submit(ctx: Context) -> web.StreamResponse:
 async def describe(ctx: Context) -> web.StreamResponse:
     store = ctx.state.jobs
     found, missing = [], []
-    for job_id in comma_list(ctx.item):
+    ids = comma_list(ctx.item)
+    cap = ctx.state.max_ids_per_get
+    if cap and len(ids) > cap:
+        raise invalid_argument(f"JobIds: at most {cap} job ids per request, got {len(ids)}")
+    for job_id in ids:
         job = store.get(ctx.bucket, job_id)
         if job is None:
             missing.append(job_id)

@@ -21,6 +21,7 @@ from .faults import Faults
 from .scheduler import ACTIVE, PAUSED
 from .server import build_app
 from .state import EmulatorState, RequestRecord
+from .throttle import DEFAULT_QPS_LIMIT, AccountThrottle
 
 T = TypeVar("T")
 
@@ -43,9 +44,20 @@ class Emulator:
         run_time: float = 0.3,
         workers: int = 10,
         buckets: Iterable[str] = (),
+        qps_limit: int = DEFAULT_QPS_LIMIT,
+        max_ids_per_get: int = 0,
     ) -> None:
         self.config = EmulatorConfig(
-            Path(data_dir), secret_id, secret_key, token, queue_delay, run_time, workers, tuple(buckets)
+            Path(data_dir),
+            secret_id,
+            secret_key,
+            token,
+            queue_delay,
+            run_time,
+            workers,
+            tuple(buckets),
+            qps_limit,
+            max_ids_per_get,
         )
         self.host = host
         self.port = port
@@ -178,11 +190,41 @@ class Emulator:
         return self._state.requests
 
     def clear_requests(self) -> None:
-        """Empty the request log and the per-route counters of ``stats()``."""
+        """Empty the request log, the per-route counters of ``stats()`` and the throttled count."""
         self._call(self._state.clear_requests)
 
     def stats(self) -> dict[str, Any]:
         return self._call(self._state.stats)
+
+    # -- limits ------------------------------------------------------------------------------
+
+    @property
+    def qps_limit(self) -> int:
+        """Requests per second each account (SecretId) may make to CI hosts; 0 = no limit."""
+        return self._state.throttle.limit
+
+    @qps_limit.setter
+    def qps_limit(self, limit: int) -> None:
+        self._call(self._state.set_limits, limit, None)
+
+    @property
+    def max_ids_per_get(self) -> int:
+        """Most job ids one ``GET /jobs/<ids>`` may name (400 ``InvalidArgument`` beyond); 0 = no cap."""
+        return self._state.max_ids_per_get
+
+    @max_ids_per_get.setter
+    def max_ids_per_get(self, cap: int) -> None:
+        self._call(self._state.set_limits, None, cap)
+
+    @property
+    def throttle(self) -> AccountThrottle:
+        """The rate limit itself: refusals per account, and its ``clock`` (a test may freeze it)."""
+        return self._state.throttle
+
+    @property
+    def throttled(self) -> int:
+        """Requests refused with 503 ``SlowDown`` since the last ``clear_requests()``/``reset()``."""
+        return self._state.throttle.refused_total
 
     def reset(self) -> None:
         """Forget jobs, templates, queues, faults, the request log and pic-processing switches;

@@ -14,6 +14,8 @@ as controllable as one started from Python:
 ``GET|POST|DELETE /_emulator/faults``      list / arm (object or list, fields as
                                            ``Faults.add``) / clear
 ``PUT /_emulator/queue``                   ``{"state": "Paused"|"Active", "bucket": opt.}``
+``GET|PUT /_emulator/limits``              ``{"qps_limit": N, "max_ids_per_get": N}`` (either;
+                                           0 = off); stats carry them and ``throttled``
 ``POST /_emulator/buckets``                ``{"name": ..., "pic_processing": true|false}``
 ``POST /_emulator/reset``                  forget jobs, templates, queues, faults, log,
                                            pic-processing switches (objects stay)
@@ -68,6 +70,14 @@ def _act(state: EmulatorState, method: str, name: str, body: Any, query: Mapping
             state.faults.clear()
         case ("PUT", "queue"):
             state.set_queues_state(str(body.get("state")), body.get("bucket"))
+        case ("GET", "limits"):
+            return state.limits()
+        case ("PUT", "limits"):
+            unknown = set(body) - {"qps_limit", "max_ids_per_get"}
+            if unknown:
+                raise ValueError(f"unknown limit(s) {sorted(unknown)}: use qps_limit, max_ids_per_get")
+            state.set_limits(body.get("qps_limit"), body.get("max_ids_per_get"))
+            return state.limits()
         case ("POST", "buckets"):
             name = str(body.get("name"))
             state.storage.create_bucket(name)

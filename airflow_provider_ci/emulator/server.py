@@ -7,7 +7,8 @@ the same pipeline.
    ``<bucket>.cos.<region>.myqcloud.com`` (COS objects) or ``ci.<region>.myqcloud.com``
    (``GET /picbucket``); any other host → 400 ``InvalidURI``.
 4. The signature is verified (:mod:`.auth`) before anything else is looked at, so a rejected
-   request changes nothing.
+   request changes nothing. Then CI's per-account rate limit (:mod:`.throttle`): over it,
+   503 ``SlowDown``, nothing changed.
 5. Unknown bucket → 404 ``NoSuchBucket``; CI routes of a bucket whose image processing is off
    → 403 ``PicProcessNotEnabled``; unknown path → 404 ``NoSuchResource``; known path with
    another method → 405 ``MethodNotAllowed`` (all three codes UNCONFIRMED).
@@ -147,7 +148,7 @@ async def _answer(
             f"Host {request.headers.get('Host', '')!r} is not <bucket>.ci.<region>.myqcloud.com, "
             "<bucket>.cos.<region>.myqcloud.com or ci.<region>.myqcloud.com",
         )
-    verify(
+    account = verify(
         method=request.method,
         path=request.path,
         query=request.query,
@@ -157,6 +158,8 @@ async def _answer(
         token=state.config.token,
         now=time.time(),
     )
+    if target.service == "ci":
+        state.throttle.admit(account)
     if target.bucket and not state.storage.has_bucket(target.bucket):
         raise ApiError(404, "NoSuchBucket", f"The specified bucket {target.bucket} does not exist.")
     if handlers is None:

@@ -12,12 +12,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .config import EmulatorConfig
+from .config import EmulatorConfig, check_ids_cap
 from .faults import Faults
 from .jobs import STATES, JobStore
 from .scheduler import ACTIVE, PAUSED, Scheduler
 from .storage import Storage
 from .templates import TemplateStore
+from .throttle import AccountThrottle
 
 #: The request log keeps (at least) the most recent this many requests, so a long benchmark
 #: cannot exhaust memory; the per-route counters in ``stats()`` count everything.
@@ -52,6 +53,10 @@ class EmulatorState:
         for bucket in config.buckets:
             self.storage.create_bucket(bucket)
         self.faults = Faults()
+        #: CI's per-account request rate limit (``qps_limit``), and what it refused.
+        self.throttle = AccountThrottle(config.qps_limit)
+        #: Most job ids one ``GET /jobs/<ids>`` may name (0 = no cap).
+        self.max_ids_per_get = config.max_ids_per_get
         #: A plain list, handed out live by ``Emulator.requests`` so tests can ``clear()`` it;
         #: appending and clearing a list are atomic under the GIL.
         self.requests: list[RequestRecord] = []
@@ -73,8 +78,20 @@ class EmulatorState:
             del self.requests[:REQUEST_LOG_SIZE]
 
     def clear_requests(self) -> None:
+        """Empty the request log, the per-route counters and the count of throttled requests."""
         self.requests.clear()
         self.request_counts.clear()
+        self.throttle.clear_counts()
+
+    def set_limits(self, qps_limit: int | None = None, max_ids_per_get: int | None = None) -> None:
+        """Change the per-account rate limit and/or the cap on ids per ``GET /jobs/<ids>``."""
+        if max_ids_per_get is not None:
+            self.max_ids_per_get = check_ids_cap(max_ids_per_get)
+        if qps_limit is not None:
+            self.throttle.set_limit(qps_limit)
+
+    def limits(self) -> dict[str, int]:
+        return {"qps_limit": self.throttle.limit, "max_ids_per_get": self.max_ids_per_get}
 
     def reset(self) -> None:
         """Forget jobs, templates, queues, faults, the request log and ``disable_pic_processing``
@@ -82,6 +99,7 @@ class EmulatorState:
         self.scheduler.close()
         self.faults.clear()
         self.clear_requests()
+        self.throttle.reset()
         self.pic_disabled.clear()
         self._fresh_jobs()
 
@@ -115,6 +133,8 @@ class EmulatorState:
             "jobs": {state: self.jobs.counts[state] for state in STATES},
             "buckets": list(self.storage.buckets()),
             "faults": [fault.to_json() for fault in self.faults.active()],
+            "limits": self.limits(),
+            "throttled": {"total": self.throttle.refused_total, "by_account": dict(self.throttle.refused)},
         }
 
     def close(self) -> None:

@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
-from airflow_provider_ci.batch import RateLimiter
-from airflow_provider_ci.connection import ConnectionSettings, parse_extra
+from airflow_provider_ci.connection import DEFAULT_MAX_QPS, ConnectionSettings, parse_extra
 from airflow_provider_ci.exceptions import (
     CloudInfiniteJobNotFoundError,
     CloudInfiniteServiceError,
@@ -27,11 +26,13 @@ from airflow_provider_ci.exceptions import (
     CloudInfiniteValidationError,
 )
 from airflow_provider_ci.model import TAG, JobsPage, MqConfig, PicProcessJob, jobs_page, template_xml
+from airflow_provider_ci.ratelimit import AdaptiveRateLimiter, limiter_for
 from airflow_provider_ci.states import JobState
 from airflow_provider_ci.transport import (
     ApiRequest,
     ApiResult,
     AsyncTransport,
+    Credentials,
     Endpoint,
     RetryPolicy,
     SyncTransport,
@@ -92,8 +93,12 @@ class CloudInfiniteHook(BaseHook):
     Building one does no I/O: the connection is read on first use and cached. ``timeout`` is
     (connect, read) seconds per request; ``retry`` bounds how transient failures (5xx, 429,
     connection errors, timeouts) are retried. ``jobs_path`` is ``/jobs``, or ``/pic_jobs``
-    for the older generation of the API. ``max_qps`` caps this hook's async requests per
-    second (every attempt counts), for batch submits under CI's per-account rate limit.
+    for the older generation of the API.
+
+    Every request, sync or async, goes through the process's adaptive rate limiter of the
+    connection's account and region (:mod:`airflow_provider_ci.ratelimit`), shared with every
+    other hook, trigger and task of that account here; ``max_qps`` (default: the connection's
+    ``max_qps`` extra, else CI's 100) is its ceiling, every attempt counting.
     """
 
     conn_name_attr = "tencent_ci_conn_id"
@@ -114,8 +119,11 @@ class CloudInfiniteHook(BaseHook):
         self.tencent_ci_conn_id = tencent_ci_conn_id
         self.retry = retry or RetryPolicy()
         self.jobs_path = jobs_path
-        self._sync = SyncTransport(timeout, self.retry)
-        self._async = AsyncTransport(timeout, self.retry, None if max_qps is None else RateLimiter(max_qps))
+        if max_qps is not None and (isinstance(max_qps, bool) or not isinstance(max_qps, int | float) or max_qps <= 0):
+            raise CloudInfiniteValidationError("max_qps", f"must be requests per second > 0, got {max_qps!r}")
+        self.max_qps = max_qps
+        self._sync = SyncTransport(timeout, self.retry, self._limiter)
+        self._async = AsyncTransport(timeout, self.retry, self._limiter)
         self._settings: ConnectionSettings | None = None
 
     def __repr__(self) -> str:
@@ -146,6 +154,11 @@ class CloudInfiniteHook(BaseHook):
                 self.tencent_ci_conn_id, conn.login, conn.password, parse_extra(conn.extra)
             )
         return self._settings
+
+    def _limiter(self, endpoint: Endpoint, credentials: Credentials) -> AdaptiveRateLimiter:
+        """The shared limiter a request to ``endpoint`` goes through (settings are loaded by then)."""
+        max_qps = self.max_qps or (self._settings.max_qps if self._settings else None) or DEFAULT_MAX_QPS
+        return limiter_for(credentials.secret_id, endpoint.region, max_qps)
 
     def close(self) -> None:
         self._sync.close()

@@ -17,7 +17,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_ci.batch import Progress
-from airflow_provider_ci.exceptions import CloudInfiniteJobNotFoundError
+from airflow_provider_ci.exceptions import CloudInfiniteJobNotFoundError, CloudInfiniteThrottledError
 from airflow_provider_ci.hooks.ci import CloudInfiniteHook
 from airflow_provider_ci.polling import poller_for
 from airflow_provider_ci.transport import is_retryable
@@ -107,6 +107,8 @@ class CloudInfiniteBatchJobTrigger(BaseTrigger):
         """SUCCESS, a failure record, or None while the job is still waiting."""
         if isinstance(answer, CloudInfiniteJobNotFoundError):
             return {"State": None, "Code": "NoSuchJob", "Message": f"CI does not know job {job_id}"}
+        if isinstance(answer, CloudInfiniteThrottledError):
+            return None  # the account is busy; never a reason to give up on a job
         if isinstance(answer, Exception):
             failures_in_row[job_id] = failures_in_row.get(job_id, 0) + 1
             if is_retryable(answer) and failures_in_row[job_id] < self.max_consecutive_failures:
