@@ -62,16 +62,22 @@ def sts_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]
 
 
 @pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
+def service_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where PostgreSQL and Redis log (kept after the session, beside the deployment's logs)."""
+    return tmp_path_factory.mktemp("services")
+
+
+@pytest.fixture(scope="session")
+def postgres(service_logs: Path) -> Iterator[PostgresServer]:
     """The metadata DB server, for the session (skips the suite when PostgreSQL is not installed)."""
-    with or_skip(PostgresServer) as server:
+    with or_skip(PostgresServer, service_logs) as server:
         yield server
 
 
 @pytest.fixture(scope="session")
-def redis_broker() -> Iterator[RedisServer]:
+def redis_broker(service_logs: Path) -> Iterator[RedisServer]:
     """The Celery broker, for the session (skips the suite when Redis is not installed)."""
-    with or_skip(RedisServer) as server:
+    with or_skip(RedisServer, service_logs) as server:
         yield server
 
 

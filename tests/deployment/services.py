@@ -39,6 +39,9 @@ POSTGRES_SETTINGS = {
     # Counts the statements the triggerers ran, so the HA test can see their row locks.
     "shared_preload_libraries": "pg_stat_statements",
     "pg_stat_statements.track": "all",
+    # A statement waiting over a second for a lock is logged with who holds it (and so is a deadlock).
+    "log_lock_waits": "on",
+    "deadlock_timeout": "1s",
 }
 
 
@@ -65,14 +68,18 @@ def redis_bin() -> str:
 
 
 class _Server:
-    """A server process in its own session, stopped by PID: ``stop_signal``, then SIGKILL after a bound."""
+    """A server process in its own session, stopped by PID: ``stop_signal``, then SIGKILL after a bound.
+
+    Its files live in a temporary folder removed after it stops; its log goes to ``logs`` when
+    given (kept, to read after a failed run), else into that folder.
+    """
 
     name = "server"
     stop_signal = signal.SIGTERM
 
-    def __init__(self) -> None:
+    def __init__(self, logs: Path | None = None) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix=f"airflow-deployment-{self.name}-"))
-        self.log = self.folder / f"{self.name}.log"
+        self.log = (logs or self.folder) / f"{self.name}.log"
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.hard_stopped = False
@@ -132,9 +139,9 @@ class PostgresServer(_Server):
     #: "Fast" shutdown: roll back open transactions and exit.
     stop_signal = signal.SIGINT
 
-    def __init__(self) -> None:
+    def __init__(self, logs: Path | None = None) -> None:
         self.bin = postgres_bin()
-        super().__init__()
+        super().__init__(logs)
         self.data = self.folder / "data"
         # As root, the cluster runs as Debian's ``postgres`` user (initdb and postgres refuse root).
         self.owner = _postgres_user() if os.geteuid() == 0 else None
@@ -264,12 +271,12 @@ def _text(value: Any) -> Any:
     return value
 
 
-def or_skip(server: type[_Server]) -> _Server:
-    """A ``server`` to start (its binary found); skip the suite without it, fail in CI."""
+def or_skip(server: type[_Server], logs: Path) -> _Server:
+    """A ``server`` to start (its binary found), logging to ``logs``; skip the suite without it, fail in CI."""
     import pytest
 
     try:
-        return server()
+        return server(logs)
     except ServiceMissing as missing:
         if os.environ.get(REQUIRE_ENV) == "1":
             pytest.fail(f"{missing} ({REQUIRE_ENV}=1)")
