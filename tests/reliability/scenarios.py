@@ -51,6 +51,7 @@ class Scenario:
     ``ends``: the final state of the jobs the fault hits (``Failed``, ``Cancel``), with the
     ``code`` the task's error must name; None when every job should succeed.
     ``qps_limit``: the account's rate limit on the emulator during the run (0: left as it is).
+    ``hold_queue``: keep the queue paused until the run's first wait begins, in every mode.
     """
 
     key: str
@@ -61,6 +62,7 @@ class Scenario:
     ends: str | None = None
     code: str | None = None
     qps_limit: int = 0
+    hold_queue: bool = False
 
     def hits(self, jobs: int) -> int:
         """How many of ``jobs`` this fault should end badly."""
@@ -99,6 +101,9 @@ class FaultRun:
     _limit_before: int = 0
     _throttled_before: int = 0
 
+    def __post_init__(self) -> None:
+        self.hold_queue = self.hold_queue or self.scenario.hold_queue
+
     @property
     def hits(self) -> int:
         return self.scenario.hits(self.jobs)
@@ -113,7 +118,7 @@ class FaultRun:
             self._arm(self.scenario.poll_faults)
         action = self.scenario.queue_action
         if action is None and self.hold_queue and not self.deferrable:
-            # A sensor poking on the worker: held until its first poke has seen its job waiting.
+            # Waits on the worker: held until the first poll has seen its job waiting.
             action = resume_after_first_wait
         if action is not None or self.hold_queue:
             self.emulator.pause_queue()
@@ -296,5 +301,8 @@ SCENARIOS = (
         "account-throttled",
         f"account throttled (emulator limit {THROTTLED_QPS} requests/s, below the run's load: 503 SlowDown)",
         qps_limit=THROTTLED_QPS,
+        # The throttled client is slow enough that a deferrable operator's one check before
+        # deferring would find its job already over: the triggers would never wait at all.
+        hold_queue=True,
     ),
 )
