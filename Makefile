@@ -13,7 +13,7 @@ ifeq ($(UV),)
 UV := $(BIN)/uv
 endif
 
-.PHONY: test check lint typecheck unit browser floor demo bench reliability clean docs dist-check
+.PHONY: test check lint typecheck unit browser services floor demo bench reliability clean docs dist-check
 
 test: check docs dist-check unit floor
 
@@ -34,12 +34,17 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy
 
-unit: $(VENV)/.installed browser
+unit: $(VENV)/.installed browser services
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # Chromium for the UI test. Without one the UI tests skip, unless CI_REQUIRE_BROWSER=1 (CI).
 browser:
 	scripts/install-browser.sh || echo "browser: could not install Chromium; the UI tests will skip"
+
+# PostgreSQL and Redis for the deployment suite (tests/deployment: its own throwaway server of each).
+# Without them those tests skip, unless CI_REQUIRE_SERVICES=1 (CI), where they fail.
+services:
+	scripts/install-services.sh || echo "services: could not install PostgreSQL/Redis; the deployment tests will skip"
 
 # The lowest versions pyproject.toml allows (apache-airflow 3.1.0 and every other direct
 # dependency at its floor), so the declared floors are tested, not assumed.

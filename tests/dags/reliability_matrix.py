@@ -9,7 +9,8 @@ One DAG per way of waiting, built by one factory so they differ only in that:
 * ``reliability_operator``: the operator submits and polls on the worker;
 * ``reliability_operator_deferrable``: the operator submits and waits in the triggerer;
 * ``reliability_sensor_deferrable``: the operator only submits, and a deferrable sensor waits
-  for the job id it returned.
+  for the job id it returned;
+* ``reliability_sensor_poke``: the same with the sensor in poke mode, polling on the worker.
 
 Each job is its own mapped task instance (one per input object), with no retries, so every
 task instance's final state is exactly the outcome of its one job.
@@ -31,6 +32,7 @@ DAGS = {
     "reliability_operator": {"sensor": False, "deferrable": False},
     "reliability_operator_deferrable": {"sensor": False, "deferrable": True},
     "reliability_sensor_deferrable": {"sensor": True, "deferrable": True},
+    "reliability_sensor_poke": {"sensor": True, "deferrable": False},
 }
 RULE = "imageMogr2/thumbnail/16x16/format/webp"
 WAIT_TIMEOUT = timedelta(minutes=5)
@@ -73,6 +75,7 @@ def reliability_dag(dag_id: str, *, sensor: bool, deferrable: bool) -> DAG:
             CloudInfiniteJobSensor.partial(
                 task_id="wait",
                 deferrable=deferrable,
+                mode="poke",  # when not deferrable: the worker slot is held while it polls
                 timeout=WAIT_TIMEOUT.total_seconds(),
             ).expand(job_id=submit.output.map(job_id_of))
     return dag

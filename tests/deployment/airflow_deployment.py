@@ -1,15 +1,16 @@
 """A real Airflow 3 deployment for tests: one process per component, started and stopped by PID.
 
-Each component (api-server, scheduler with LocalExecutor, dag-processor, triggerers) runs as
+Each component (api-server, scheduler, dag-processor, triggerers, Celery workers) runs as
 its own ``airflow`` CLI process in its own session, with its output in ``<home>/logs/<name>.out``,
-so a test can kill exactly one of them (the triggerer, a task process) and start it again.
+so a test can kill exactly one of them (a triggerer, a task process) and start it again.
 Stopping is SIGTERM with a bound, then SIGKILL of whatever is left of the process group; the
 harness reports which components needed the hard stop instead of hiding it.
 
-The metadata DB is SQLite: every component here runs on one host, so a networked DB would add
-a server process and minutes of set-up and prove nothing about this provider. It works because
-Airflow 3's workers and triggerers reach the DB only through the api-server or their own
-short transactions; two triggerers on SQLite were measured to work (see test_triggerer_ha).
+The topology is the caller's: with ``database`` (a PostgreSQL URL) and ``broker`` (a Redis URL)
+it is the one users scale out with, CeleryExecutor and a networked metadata DB whose row locks
+keep two triggerers (or schedulers) from taking the same work; ``tests/deployment`` runs that
+(see ``services.py``). Without them it is SQLite in ``home`` and the LocalExecutor inside the
+scheduler: one host, no servers, enough for a single-triggerer benchmark.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -65,6 +67,8 @@ class Component:
     process: subprocess.Popen[bytes]
     log: Path
     hard_stopped: bool = False
+    #: A triggerer's job id (its ``triggerer_id`` on the triggers it runs), once registered.
+    job_id: int | None = None
 
     @property
     def pid(self) -> int:
@@ -82,6 +86,11 @@ class Deployment:
     dags: Path
     env: Mapping[str, str] = field(default_factory=dict)
     parallelism: int = 6
+    #: SQLAlchemy URL of the metadata DB (PostgreSQL); None: SQLite in ``home``.
+    database: str | None = None
+    #: Celery broker URL (Redis): tasks run on ``airflow celery worker`` processes (``start_worker``)
+    #: instead of the scheduler's LocalExecutor. The Celery results go to ``database``.
+    broker: str | None = None
     components: dict[str, Component] = field(default_factory=dict)
     stopped: list[Component] = field(default_factory=list)
 
@@ -95,7 +104,7 @@ class Deployment:
             "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            **self._topology(),
             "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
             "AIRFLOW__CORE__FERNET_KEY": _fernet_key(),
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
@@ -124,6 +133,25 @@ class Deployment:
         }
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
 
+    def _topology(self) -> dict[str, str]:
+        """The executor, metadata DB and broker settings."""
+        settings = {"AIRFLOW__CORE__EXECUTOR": "CeleryExecutor" if self.broker else "LocalExecutor"}
+        if self.database:
+            settings["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = self.database
+        if self.broker:
+            if not self.database:
+                raise ValueError("broker: the CeleryExecutor needs a networked database (database=...), not SQLite")
+            settings.update(
+                {
+                    "AIRFLOW__CELERY__BROKER_URL": self.broker,
+                    "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{self.database}",
+                    "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.parallelism),
+                    # Tasks go to Redis as they are queued, not in a later batch.
+                    "AIRFLOW__CELERY__SYNC_PARALLELISM": "1",
+                }
+            )
+        return settings
+
     # -- processes ------------------------------------------------------------------------------
 
     def airflow(self, *args: str, timeout: float = 180) -> str:
@@ -151,6 +179,37 @@ class Deployment:
             )
         self.components[name] = Component(name, process, log)
         return self.components[name]
+
+    def start_triggerer(self, name: str = "triggerer", *args: str) -> int:
+        """Start ``airflow triggerer <args>`` as component ``name``; its triggerer job id once registered.
+
+        New ids only: a SIGKILLed triggerer's job stays "running" in the DB. Each triggerer gets
+        its own log-server port, as two triggerers on one host would otherwise collide on it.
+        """
+        known = set(self.triggerer_jobs())
+        port = {"AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port())}
+        triggerer = self.start(name, "triggerer", *args, env=port)
+        triggerer.job_id = wait_for(
+            f"{name} to register", lambda: max(set(self.triggerer_jobs()) - known, default=0), timeout=90
+        )
+        return triggerer.job_id
+
+    def start_worker(self, name: str = "worker", *args: str) -> Component:
+        """Start a Celery worker as component ``name`` and wait until it consumes from the queue.
+
+        Each worker gets its own log-server port (two on one host would collide on it).
+        """
+        if not self.broker:
+            raise RuntimeError("start_worker: this deployment has no Celery broker (broker=...)")
+        port = {"AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port())}
+        worker = self.start(name, "celery", "worker", "--celery-hostname", f"{name}@%h", *args, env=port)
+        wait_for(f"Celery worker {name} to be ready", lambda: self._worker_ready(worker), timeout=120)
+        return worker
+
+    def _worker_ready(self, worker: Component) -> bool:
+        if not worker.alive():
+            raise RuntimeError(f"{worker.name} exited {worker.process.returncode}:\n{self.log(worker.name)[-3000:]}")
+        return " ready." in worker.log.read_text(errors="replace")
 
     def stop(self, name: str, *, sig: int = signal.SIGTERM, timeout: float = 30) -> Component:
         """Signal component ``name`` by PID; after ``timeout`` s, SIGKILL it and what it forked."""
@@ -321,8 +380,35 @@ class Deployment:
         return [row[0] for row in rows]
 
     def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        with sqlite3.connect(f"file:{self.home / 'airflow.db'}?mode=ro", uri=True, timeout=30) as db:
-            return db.execute(sql, args).fetchall()
+        """Rows of one read-only query; ``?`` placeholders on either database."""
+        if not self.database:
+            with sqlite3.connect(f"file:{self.home / 'airflow.db'}?mode=ro", uri=True, timeout=30) as db:
+                return db.execute(sql, args).fetchall()
+        with closing(self.connect()) as db, db.cursor() as cursor:
+            cursor.execute(sql.replace("%", "%%").replace("?", "%s"), args)
+            return list(cursor.fetchall())
+
+    def connect(self) -> Any:
+        """A read-only psycopg2 connection to the PostgreSQL metadata DB; the caller closes it."""
+        import psycopg2
+        from sqlalchemy.engine import make_url
+
+        if not self.database:
+            raise RuntimeError("connect: this deployment's metadata DB is SQLite; use query()")
+        url = make_url(self.database)
+        db = psycopg2.connect(
+            host=url.host, port=url.port, user=url.username, password=url.password, dbname=url.database
+        )
+        db.set_session(readonly=True, autocommit=True)
+        return db
+
+    def tables(self) -> list[str]:
+        """The metadata DB's table names."""
+        if not self.database:
+            sql = "SELECT name FROM sqlite_master WHERE type = 'table'"
+        else:
+            sql = "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+        return [name for (name,) in self.query(sql)]
 
 
 def _airflow() -> str:

@@ -3,16 +3,17 @@
 The deployment's connection holds STS credentials made for this run (see ``sts_emulator``),
 so finding the SecretKey or the session token anywhere is a leak, not a coincidence; a
 ``q-signature`` value would be a replayable signature. Scanned: every log file (components,
-tasks, triggers), every text value of the metadata DB (XCom, rendered template fields,
-serialized DAGs, ...), trigger kwargs as the triggerer reads them (decrypted), what the REST
-API shows for each task instance and its XComs, and the UI pages the browser test fetched.
+tasks, triggers, the Celery worker, PostgreSQL's and Redis's own logs), every text value of the
+PostgreSQL metadata DB (XCom, rendered template fields, serialized DAGs, Celery's task results,
+...), every key and value left in the Redis broker, trigger kwargs as the triggerer reads them
+(decrypted), what the REST API shows for each task instance and its XComs, and the UI pages
+the browser test fetched.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import sqlite3
 
 import psutil
 import pytest
@@ -27,7 +28,7 @@ pytestmark = [pytest.mark.deployment, pytest.mark.airflow_e2e]
 SIGNATURE = re.compile(r"q-signature=[0-9a-f]{40}")
 
 
-def test_shutdown_is_clean_and_nothing_left_behind_holds_a_secret(deployment, emulator):
+def test_shutdown_is_clean_and_nothing_left_behind_holds_a_secret(deployment, postgres, redis_broker, emulator):
     places = {"trigger kwargs (decrypted)": _live_trigger_kwargs(deployment, emulator)}
     places.update(_rest_views(deployment))
     processes = [
@@ -42,6 +43,9 @@ def test_shutdown_is_clean_and_nothing_left_behind_holds_a_secret(deployment, em
 
     places.update({str(path): text for path, text in deployment.logs().items()})
     places.update(_database_text(deployment))
+    assert {"trigger", "xcom", "celery_taskmeta"} <= {place.split()[-1] for place in places}, "DB tables not scanned"
+    places["redis broker contents"] = redis_broker.contents()
+    places.update({f"{server.name} log": server.log.read_text(errors="replace") for server in (postgres, redis_broker)})
     places.update({str(path): path.read_text(errors="replace") for path in ARTIFACTS.rglob("*.html")})
     assert any("ui" in place for place in places), "no UI page was scanned"
     secrets = {"SecretKey": emulator.secret_key, "session token": emulator.token}
@@ -98,16 +102,20 @@ def _rest_views(deployment: Deployment) -> dict[str, str]:
 
 
 def _database_text(deployment: Deployment) -> dict[str, str]:
-    """Every text or blob value of every table, one place per table."""
-    found: dict[str, str] = {}
-    with sqlite3.connect(deployment.home / "airflow.db") as db:
-        for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
-            values = []
-            for row in db.execute(f'SELECT * FROM "{table}"'):
-                values += [
-                    v.decode(errors="replace") if isinstance(v, bytes) else v
-                    for v in row
-                    if isinstance(v, (str, bytes))
-                ]
-            found[f"db table {table}"] = "\n".join(values)
-    return found
+    """Every text, binary or JSON value of every table, one place per table."""
+    return {
+        f"db table {table}": "\n".join(filter(None, map(_text, (v for row in rows for v in row))))
+        for table in deployment.tables()
+        for rows in [deployment.query(f'SELECT * FROM "{table}"')]
+    }
+
+
+def _text(value: object) -> str | None:
+    """A column value as text: bytea and blobs decoded, JSON columns (dicts, lists) dumped."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, memoryview)):
+        return bytes(value).decode(errors="replace")
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return None

@@ -25,10 +25,10 @@ from tests.test_example_dags import FAST, dag_bag
 class Mode:
     """One way of waiting: a DAG of ``tests/dags/reliability_matrix.py``.
 
-    ``hold_queue``: the queue stays paused until the first wait begins. The sensor DAG submits
+    ``hold_queue``: the queue stays paused until the first wait begins. The sensor DAGs submit
     every job before any sensor runs (that is how ``dag.test()`` orders them) and the emulator
     finishes a job in half a second, so without it every sensor would find its job already
-    over and none would defer.
+    over: none would defer, and no poke would ever see a job still waiting.
     """
 
     dag_id: str
@@ -41,6 +41,7 @@ MODES = {
     "operator": Mode("reliability_operator", deferrable=False),
     "operator-deferrable": Mode("reliability_operator_deferrable", deferrable=True),
     "sensor-deferrable": Mode("reliability_sensor_deferrable", deferrable=True, hold_queue=True),
+    "sensor-poke": Mode("reliability_sensor_poke", deferrable=False, hold_queue=True),
 }
 #: Task ids in those DAGs: the plan, the task that submits, and the task that waits.
 PLAN, SUBMIT, PROCESS, WAIT = "plan", "submit", "process", "wait"

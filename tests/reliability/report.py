@@ -31,12 +31,13 @@ def summary_table(rows: list[Row], titles: dict[str, str]) -> str:
 
 def runs_table(rows: list[Row]) -> str:
     lines = [
-        "| fault | mode | jobs submitted | jobs in emulator | correct | lost | duplicates | deferred | seconds |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| fault | mode | jobs submitted | jobs in emulator | correct | lost | duplicates | deferred | throttled "
+        "| seconds |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [
         f"| {r.fault} | {r.mode} | {r.submitted} | {r.in_emulator} | {r.correct}/{r.jobs} | {r.lost} "
-        f"| {r.duplicates} | {r.deferred} | {r.seconds:.1f} |"
+        f"| {r.duplicates} | {r.deferred} | {r.throttled} | {r.seconds:.1f} |"
         for r in rows
     ]
     return "\n".join(lines)

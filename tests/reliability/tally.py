@@ -10,7 +10,8 @@ records, Airflow's (task states, XComs) and the emulator's (jobs by input object
 * lost: an input whose job the emulator does not have, or whose task outcome disagrees with
   its job's final state (a task that succeeded on a job that did not, or the reverse);
 * correct: the chain ended as the fault should end it (failed exactly for the fault's
-  targets, with the job id and final state, and the injected code if any, in the task log).
+  targets, with the job id and final state, and the injected code if any, in the task log);
+* throttled: requests the emulator refused with 503 SlowDown (the account-throttled row).
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ class Row:
     lost: int
     duplicates: int
     seconds: float
+    #: Requests the emulator refused with 503 SlowDown (the account's rate limit).
+    throttled: int = 0
     problems: list[str] = field(default_factory=list)
 
 
@@ -86,6 +89,7 @@ def tally(
         lost=lost,
         duplicates=len(emulator_jobs) - len(per_input),
         seconds=seconds,
+        throttled=fault.throttled,
         problems=problems,
     )
 
