@@ -13,9 +13,9 @@ ifeq ($(UV),)
 UV := $(BIN)/uv
 endif
 
-.PHONY: test check lint typecheck unit browser floor demo bench reliability clean
+.PHONY: test check lint typecheck unit browser floor demo bench reliability clean docs dist-check
 
-test: check unit floor
+test: check docs dist-check unit floor
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,7 +53,17 @@ $(FLOOR_VENV)/.installed: pyproject.toml .ci/floor-constraints.txt | $(VENV)/.in
 # provider's behaviour rather than the API of its dependencies) are left to the main run.
 floor: $(FLOOR_VENV)/.installed
 	$(FLOOR_VENV)/bin/python -c "import airflow; print('floor: apache-airflow', airflow.__version__)"
+	$(FLOOR_VENV)/bin/python scripts/check_floors.py emulator openlineage test
 	$(FLOOR_VENV)/bin/python -m pytest -q -m "not demo and not reliability and not deployment" $(PYTEST_ARGS)
+
+# The documentation site (docs/, mkdocs.yml) with warnings as errors; the HTML goes to a temp dir.
+docs: $(VENV)/.installed
+	d=$$(mktemp -d) && trap 'rm -rf "$$d"' EXIT && NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir "$$d"
+
+# The sdist and wheel as a user gets them: built, twine-checked, the wheel installed (not
+# editable) into a fresh venv with Airflow, every module imported, the provider seen by Airflow.
+dist-check: $(VENV)/.installed
+	scripts/dist-check.sh $(BIN)/python $(UV)
 
 demo: $(VENV)/.installed
 	$(BIN)/python scripts/demo.py demo-output
@@ -66,6 +76,6 @@ bench: $(VENV)/.installed
 	$(BIN)/python -m bench
 
 # The fault matrix against the emulator (~2 min); tables to tests/reliability/results/latest.md
-# and the README's reliability section.
+# and docs/reliability.md.
 reliability: $(VENV)/.installed
 	$(BIN)/python -m pytest -q -m reliability tests/reliability

@@ -13,7 +13,8 @@ def get_provider_info() -> dict[str, Any]:
     """Provider metadata read by Airflow's ProvidersManager (entry point ``apache_airflow_provider``).
 
     The connection form is declarative (``conn-fields`` / ``ui-field-behaviour``): Airflow 3.2+
-    reads it without importing the hook, and the hook-method form needs FAB, which 3.x lacks.
+    reads it without importing the hook; for 3.1 the hook builds its method form from it
+    (:mod:`airflow_provider_ci.connection_form`).
     """
 
     def field(label: str, description: str, **schema: Any) -> dict[str, Any]:
@@ -35,17 +36,39 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": INTEGRATION,
-                "python-modules": ["airflow_provider_ci.operators.pic_process", "airflow_provider_ci.operators.batch"],
+                "python-modules": [
+                    "airflow_provider_ci.operators.pic_process",
+                    "airflow_provider_ci.operators.batch",
+                    "airflow_provider_ci.operators.template",
+                ],
             }
         ],
-        "sensors": [{"integration-name": INTEGRATION, "python-modules": ["airflow_provider_ci.sensors.job"]}],
+        "sensors": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": ["airflow_provider_ci.sensors.job", "airflow_provider_ci.sensors.cos"],
+            }
+        ],
         "triggers": [
             {
                 "integration-name": INTEGRATION,
-                "python-modules": ["airflow_provider_ci.triggers.job", "airflow_provider_ci.triggers.batch"],
+                "python-modules": [
+                    "airflow_provider_ci.triggers.job",
+                    "airflow_provider_ci.triggers.batch",
+                    "airflow_provider_ci.triggers.cos",
+                ],
             }
         ],
         "extra-links": ["airflow_provider_ci.links.job.CloudInfiniteJobLink"],
+        # Objects as assets, cos://<bucket-APPID>/<key>: docs/assets.md.
+        "asset-uris": [
+            {
+                "schemes": ["cos"],
+                "handler": "airflow_provider_ci.assets.cos.sanitize_uri",
+                "factory": "airflow_provider_ci.assets.cos.create_asset",
+                "to_openlineage_converter": "airflow_provider_ci.assets.cos.convert_asset_to_openlineage",
+            }
+        ],
         "connection-types": [
             {
                 "connection-type": "tencent_ci",

@@ -26,6 +26,12 @@ MAX_POLL_BATCH_SIZE = 100
 
 @dataclass(frozen=True)
 class ConnectionSettings:
+    """A ``tencent_ci`` connection, every field checked; what ``CloudInfiniteHook.get_conn()`` returns.
+
+    ``credentials`` holds the SecretId, SecretKey and STS token; only the SecretId shows in
+    ``repr``. ``max_qps`` and ``poll_batch_size`` are CI's defaults unless the extra sets them.
+    """
+
     credentials: Credentials
     region: str | None
     bucket: str | None
@@ -76,17 +82,25 @@ class ConnectionSettings:
             ),
         )
 
-    def endpoint(self, bucket: str | None, region: str | None, *, service: str = "ci") -> Endpoint:
-        """The endpoint for a call, per-call ``bucket``/``region`` overriding the connection's."""
+    def resolve_region(self, region: str | None) -> str:
+        """The one place a call's region is decided: its own ``region``, else the connection's."""
         region = region or self.region
-        bucket = bucket or self.bucket
         if region is None:
             raise CloudInfiniteValidationError("region", "is required: pass region= or set extra.region")
+        return check.region("region", region)
+
+    def resolve_bucket(self, bucket: str | None) -> str:
+        """The one place a call's bucket is decided: its own ``bucket``, else the connection's."""
+        bucket = bucket or self.bucket
         if bucket is None:
             raise CloudInfiniteValidationError("bucket", "is required: pass bucket= or set extra.bucket")
+        return check.bucket("bucket", bucket)
+
+    def endpoint(self, bucket: str | None, region: str | None, *, service: str = "ci") -> Endpoint:
+        """The endpoint for a call, per-call ``bucket``/``region`` overriding the connection's."""
         return Endpoint(
-            region=check.region("region", region),
-            bucket=check.bucket("bucket", bucket),
+            region=self.resolve_region(region),
+            bucket=self.resolve_bucket(bucket),
             scheme=self.scheme,
             endpoint_url=self.endpoint_url,
             service=service,

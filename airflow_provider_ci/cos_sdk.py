@@ -4,7 +4,9 @@ Pitfalls of cos-python-sdk-v5 (reference ci_api.md §9) and what this module doe
 
 * ``CosConfig(CredentialInstance=...)`` signs but silently drops the STS token: pass ``Token=``.
 * With ``IP``/``Port`` (how ``endpoint_url`` is honoured) the SDK sends ``Host:
-  <bucket>.cos.<region>.myqcloud.com``: that is the virtual host we want it to name.
+  <bucket>.cos.<region>.myqcloud.com``: that is the virtual host we want it to name for object
+  calls, but its ``ci_*`` calls then reach the COS host too. :func:`ci_client` names the CI host
+  with ``Domain`` (which only sets ``Host`` when ``IP`` is given), so those calls reach CI.
 * The SDK logs the derived signing key, the string to sign, full ``Authorization`` headers and
   security tokens at DEBUG: every ``qcloud_cos`` logger gets a filter that redacts them.
 """
@@ -14,9 +16,6 @@ from __future__ import annotations
 import logging
 import re
 from typing import TYPE_CHECKING, Any
-
-from airflow_provider_ci import validation as check
-from airflow_provider_ci.exceptions import CloudInfiniteValidationError
 
 if TYPE_CHECKING:
     from qcloud_cos import CosS3Client
@@ -70,17 +69,35 @@ def protect_sdk_logs(*secrets: str | None) -> None:
 
 def cos_client(settings: ConnectionSettings, region: str | None = None, **config: Any) -> CosS3Client:
     """A ``CosS3Client`` for object calls, pointed at ``endpoint_url`` when the connection has one."""
-    from qcloud_cos import CosConfig, CosS3Client
+    from qcloud_cos import CosS3Client
+
+    return CosS3Client(_config(settings, region, config))
+
+
+def ci_client(
+    settings: ConnectionSettings, bucket: str | None = None, region: str | None = None, **config: Any
+) -> CosS3Client:
+    """A ``CosS3Client`` for the SDK's ``ci_*`` calls on ``bucket``'s CI host.
+
+    Every request names ``<bucket>.ci.<region>.myqcloud.com`` in ``Host`` and the signature,
+    also through ``endpoint_url`` (the emulator routes CI and COS calls by ``Host``). Object
+    calls belong on :func:`cos_client`.
+    """
+    from qcloud_cos import CosS3Client
+
+    endpoint = settings.endpoint(bucket, region)
+    return CosS3Client(_config(settings, endpoint.region, {"Domain": endpoint.host, **config}))
+
+
+def _config(settings: ConnectionSettings, region: str | None, config: dict[str, Any]) -> Any:
+    from qcloud_cos import CosConfig
 
     from airflow_provider_ci.transport import split_endpoint_url
 
     credentials = settings.credentials
     protect_sdk_logs(credentials.secret_key, credentials.token)
-    region = region or settings.region
-    if region is None:
-        raise CloudInfiniteValidationError("region", "is required: pass region= or set extra.region")
     kwargs: dict[str, Any] = {
-        "Region": check.region("region", region),
+        "Region": settings.resolve_region(region),
         "SecretId": credentials.secret_id,
         "SecretKey": credentials.secret_key,
         "Token": credentials.token,
@@ -90,4 +107,4 @@ def cos_client(settings: ConnectionSettings, region: str | None = None, **config
     if settings.endpoint_url:
         scheme, host, port = split_endpoint_url(settings.endpoint_url)
         kwargs.update(Scheme=scheme, IP=host, Port=port)
-    return CosS3Client(CosConfig(**kwargs))
+    return CosConfig(**kwargs)

@@ -8,7 +8,7 @@ the API documents as numbers become ints, ``IsPicInfo`` a bool, an unset time (`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from lxml import etree
@@ -139,6 +139,12 @@ class PicProcessJob:
             _add(mq, "MqRegion", self.callback_mq_config.mq_region)
             _add(mq, "MqName", self.callback_mq_config.mq_name)
         return bytes(etree.tostring(root, encoding="utf-8"))
+
+
+#: A job's fields, declared once (by :class:`PicProcessJob`): the hook's submit arguments and the
+#: operators' templated fields are these, plus where to send the job.
+JOB_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(PicProcessJob))
+SUBMIT_FIELDS: tuple[str, ...] = ("bucket", "region", *JOB_FIELDS)
 
 
 def template_xml(name: str, process_rule: str, is_pic_info: bool | None) -> bytes:

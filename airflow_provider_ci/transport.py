@@ -149,10 +149,14 @@ def prepare(request: ApiRequest, endpoint: Endpoint, credentials: Credentials, n
 
 @dataclass(frozen=True)
 class ApiResult:
-    """A successful call: the decoded ``<Response>`` fields and the service's request id."""
+    """A successful call: the decoded ``<Response>`` fields and the service's request id.
+
+    ``headers`` (lower-case names) carry what a body does not, e.g. a COS ``HEAD``'s size.
+    """
 
     data: dict[str, Any]
     request_id: str | None
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 def read_response(response: ApiResponse, operation: str) -> ApiResult:
@@ -171,7 +175,7 @@ def read_response(response: ApiResponse, operation: str) -> ApiResult:
             ) from None
         tag, data = "", {}
     if response.status < 300 and not is_error(tag, data):
-        return ApiResult(data, response.request_id)
+        return ApiResult(data, response.request_id, response.headers)
     error = (
         CloudInfiniteThrottledError
         if CloudInfiniteThrottledError.matches(response.status, data.get("Code"))

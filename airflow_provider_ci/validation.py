@@ -113,6 +113,11 @@ def seconds(field: str, value: Any) -> float:
     return float(total)
 
 
+def failure_budget(value: Any) -> int:
+    """``max_consecutive_failures``: failed polls in a row that end a wait (1-1000)."""
+    return int(number("max_consecutive_failures", value, 1, 1000, integer=True))
+
+
 def flag(field: str, value: Any) -> bool:
     """A boolean, also from its rendered-template form ``"true"``/``"false"``."""
     if isinstance(value, bool):

@@ -1,16 +1,26 @@
-"""What "waiting for a job" means, once, for the trigger, the operator's sync wait and the sensor.
+"""What "waiting for a job" means, once, for the triggers, the operators' sync waits and the sensor.
 
-:class:`JobWatch` is fed each poll's outcome and answers whether the wait is over; it logs a
-state the first time it is seen (not every poll), and counts failed polls in a row so that a
-transient blip never ends a wait but a persistent failure does.
+* :func:`classify` turns a JobsDetail into ``success``, ``failure`` or ``waiting``.
+* :class:`PollFailures` is the one failure policy: a permanent error (4xx, bad settings) ends a
+  wait at once, a transient one (5xx, timeouts) only after ``max_consecutive`` failed polls
+  in a row, and a throttle never (the account is busy, not the job or the service). Ending
+  a wait on a blip would fail the task, and a retry of it would bill a second job. The
+  trigger, the batch trigger and the poke-mode sensor all count with it.
+* :class:`JobWatch` feeds one job's polls through both, and logs a state the first time it is
+  seen (not every poll).
+* :func:`failure_fields` and :func:`event_error` are the one mapping from a failed poll or a
+  trigger's event to what the task raises, so operator, sensor and batch operator agree.
+* :func:`wait_limit` is the one deadline rule: the wait never outlives ``execution_timeout``,
+  which Airflow does not apply to a deferred task by itself.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Protocol
 
-from airflow_provider_ci.exceptions import CloudInfiniteJobError, CloudInfiniteThrottledError
+from airflow_provider_ci.exceptions import CloudInfiniteError, CloudInfiniteJobError, CloudInfiniteThrottledError
 from airflow_provider_ci.model import output_info
 from airflow_provider_ci.states import FAILURE_STATES, WAITING_STATES, JobState
 from airflow_provider_ci.transport import is_retryable
@@ -20,6 +30,14 @@ FAILURE = "failure"
 WAITING = "waiting"
 #: Statuses of the single-job trigger's events; ``execute_complete`` rejects anything else.
 EVENT_STATUSES = ("success", "error", "timeout")
+#: Statuses of the batch trigger's events.
+BATCH_EVENT_STATUSES = ("success", "timeout")
+#: The ``Code`` of a wait that ran out of time (not a service code).
+WAIT_TIMEOUT = "WaitTimeout"
+#: Failed polls in a row that end a wait (each poll already retried by the hook).
+DEFAULT_MAX_CONSECUTIVE_FAILURES = 5
+#: How far the deferral's own timeout trails the trigger's deadline: only a backstop.
+BACKSTOP_SECONDS = 60.0
 
 
 def classify(detail: dict[str, Any]) -> str:
@@ -32,8 +50,77 @@ def classify(detail: dict[str, Any]) -> str:
     return WAITING
 
 
+def failure_fields(answer: dict[str, Any] | Exception) -> dict[str, Any]:
+    """``state``/``code``/``message``/``request_id`` of a failed job or a failed poll.
+
+    The single trigger puts these in its error event, the batch trigger one record per job;
+    :func:`event_error` and the batch summary read them back.
+    """
+    if isinstance(answer, Exception):
+        return {
+            "state": None,
+            "code": getattr(answer, "code", None),
+            "message": str(answer),
+            "request_id": getattr(answer, "request_id", None),
+        }
+    return {
+        "state": answer.get("State"),
+        "code": answer.get("Code"),
+        "message": answer.get("Message"),
+        "request_id": answer.get("RequestId"),
+    }
+
+
 def job_error(detail: dict[str, Any]) -> CloudInfiniteJobError:
-    return CloudInfiniteJobError.from_detail(detail, detail.get("RequestId"))
+    """The error a Failed or Cancel JobsDetail raises."""
+    return event_error({"job_id": detail.get("JobId"), **failure_fields(detail)})
+
+
+def event_error(event: dict[str, Any], job_id: str | None = None) -> CloudInfiniteJobError:
+    """The error an ``error`` or ``timeout`` event (or a :func:`failure_fields` record) raises."""
+    return CloudInfiniteJobError(
+        job_id=str(event.get("job_id") or job_id),
+        state=event.get("state"),
+        code=event.get("code"),
+        message=event.get("message"),
+        request_id=event.get("request_id"),
+    )
+
+
+def timeout_fields(job_id: str, detail: dict[str, Any] | None, seconds: float | None = None) -> dict[str, Any]:
+    """The event fields of a wait that ran out of time, from the trigger or the sync wait alike."""
+    when = "by its deadline" if seconds is None else f"after {seconds:.0f} s"
+    return {
+        "job_id": job_id,
+        "state": (detail or {}).get("State"),
+        "code": WAIT_TIMEOUT,
+        "message": f"CI job {job_id} not finished {when}",
+        "request_id": (detail or {}).get("RequestId"),
+    }
+
+
+def read_event(event: Any, statuses: tuple[str, ...] = EVENT_STATUSES) -> dict[str, Any]:
+    """``event`` if it is a trigger event of this shape; else the task fails saying what came."""
+    if not isinstance(event, dict) or event.get("status") not in statuses:
+        raise CloudInfiniteError(f"Unexpected trigger event: {event!r}")
+    return event
+
+
+def wait_limit(timeout: float, execution_timeout: timedelta | None) -> float:
+    """Seconds a wait may last: ``timeout``, cut to the task's ``execution_timeout``.
+
+    Airflow applies ``execution_timeout`` to a running task, not to a deferred one; the
+    trigger's deadline enforces it instead, so the task still ends on our terms (cancel, clear
+    error) rather than waiting for a day-long default.
+    """
+    if execution_timeout is None:
+        return timeout
+    return min(timeout, execution_timeout.total_seconds())
+
+
+def deferral_timeout(limit: float, poll_interval: float) -> timedelta:
+    """The deferral's own timeout: a backstop behind the trigger's deadline, which fires first."""
+    return timedelta(seconds=limit + poll_interval + BACKSTOP_SECONDS)
 
 
 def describe_result(detail: dict[str, Any]) -> str:
@@ -49,23 +136,57 @@ def describe_result(detail: dict[str, Any]) -> str:
 class Log(Protocol):
     """What JobWatch needs of a logger: stdlib and Airflow's structlog loggers both fit."""
 
+    def debug(self, msg: Any, /, *args: Any) -> Any: ...
     def info(self, msg: Any, /, *args: Any) -> Any: ...
     def warning(self, msg: Any, /, *args: Any) -> Any: ...
+
+
+@dataclass
+class PollFailures:
+    """Failed polls in a row of one wait; see the module docstring for the policy."""
+
+    max_consecutive: int = DEFAULT_MAX_CONSECUTIVE_FAILURES
+    count: int = 0
+    throttled: int = 0
+
+    def record(self, exc: BaseException) -> bool:
+        """Count a failed poll; True when the wait should end on it.
+
+        A throttle (:class:`~airflow_provider_ci.exceptions.CloudInfiniteThrottledError`)
+        neither ends the wait nor counts: the account is busy, the job and the service are
+        fine, and the shared rate limiter slows down. It is counted in ``throttled``.
+        """
+        if isinstance(exc, CloudInfiniteThrottledError):
+            self.throttled += 1
+            return False
+        if not is_retryable(exc):
+            return True
+        self.count += 1
+        return self.count >= self.max_consecutive
+
+    def reset(self) -> None:
+        self.count = 0
+
+    def describe(self, exc: BaseException) -> str:
+        """Why the wait ended, for its error event."""
+        return f"{self.count} polls in a row failed; last: {exc}" if self.count else str(exc)
 
 
 @dataclass
 class JobWatch:
     job_id: str
     log: Log
-    max_consecutive_failures: int = 5
-    failures: int = 0
-    throttled: int = 0
+    max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES
     last: dict[str, Any] | None = None
+    failures: PollFailures = field(init=False)
     _seen: set[str | None] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.failures = PollFailures(self.max_consecutive_failures)
 
     def observe(self, detail: dict[str, Any]) -> str:
         """Record a successful poll; return :func:`classify` of it."""
-        self.failures = 0
+        self.failures.reset()
         self.last = detail
         state = detail.get("State")
         if state not in self._seen:
@@ -73,21 +194,24 @@ class JobWatch:
             self._log_state(state)
         return classify(detail)
 
-    def failed_poll(self, exc: Exception) -> bool:
-        """Record a failed poll; True when the wait should end on it.
+    def failed_poll(self, exc: BaseException) -> bool:
+        """Record a failed poll, logging it; True when the wait should end on it.
 
-        Permanent errors (4xx, bad settings) end it at once; transient ones only after
-        ``max_consecutive_failures`` in a row. A throttle never ends it and does not count:
-        the account is busy, the job and the service are fine, and the limiter slows down.
+        A throttle is logged at DEBUG only: it never ends the wait (see :class:`PollFailures`),
+        and the shared rate limiter already warns when it slows down.
         """
+        give_up = self.failures.record(exc)
         if isinstance(exc, CloudInfiniteThrottledError):
-            self.throttled += 1
-            return False
-        if not is_retryable(exc):
-            return True
-        self.failures += 1
-        self.log.warning("Polling CI job %s failed (%d in a row): %s", self.job_id, self.failures, exc)
-        return self.failures >= self.max_consecutive_failures
+            self.log.debug("Polling CI job %s was throttled; the wait goes on: %s", self.job_id, exc)
+        elif not give_up:
+            self.log.warning(
+                "Polling CI job %s failed (%d in a row, at most %d): %s",
+                self.job_id,
+                self.failures.count,
+                self.failures.max_consecutive,
+                exc,
+            )
+        return give_up
 
     def _log_state(self, state: str | None) -> None:
         parsed = JobState.parse(state)

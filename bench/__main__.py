@@ -1,4 +1,4 @@
-"""``python -m bench [e0 b1 b2 b3 b4 b5 b6]``: run benchmarks, print their tables, write the results.
+"""``python -m bench [e0 b1 b2 b3 b4 b5 b6 u1]``: run benchmarks, print their tables, write the results.
 
 All of them (the default) write ``bench/results/latest.md``; a subset writes
 ``bench/results/latest-<keys>.md`` so a quick single run never replaces the full report.
@@ -26,6 +26,7 @@ BENCHMARKS = {
     "b4": ("bench.b4_parse", "DAG parse cost"),
     "b5": ("bench.b5_shared", "Shared rate limit"),
     "b6": ("bench.b6_triggerer", "A real triggerer under load"),
+    "u1": ("bench.ui_batch", "UI batch view"),
 }
 
 

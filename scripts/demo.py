@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -92,6 +93,9 @@ def upload(connection: dict[str, Any], data: bytes) -> None:
     from airflow_provider_ci.cos_sdk import cos_client
 
     settings = ConnectionSettings.parse("demo", connection["login"], connection["password"], connection["extra"])
+    # The SDK logs every call at INFO ("put object, url=..., headers=..."); Airflow's logging,
+    # configured on import, would print it in the middle of the demo's output.
+    logging.getLogger("qcloud_cos").setLevel(logging.WARNING)
     cos_client(settings).put_object(Bucket=BUCKET, Key=INPUT_KEY, Body=data)
 
 

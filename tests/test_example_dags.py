@@ -20,7 +20,16 @@ from tests.support import jpeg, png
 pytestmark = pytest.mark.airflow_e2e
 
 DAGS = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
-DAG_IDS = {"example_ci_template", "example_ci_rule_then_sensor", "example_ci_fan_out", "example_ci_batch"}
+DAG_IDS = {
+    "example_ci_template",
+    "example_ci_rule_then_sensor",
+    "example_ci_fan_out",
+    "example_ci_batch",
+    "example_cos_wait_for_images",
+    "example_cos_new_images",
+    "example_ci_assets_producer",
+    "example_ci_assets_consumer",
+}
 FAST = 0.2
 LISTED = "e2e-examples/"
 
@@ -122,7 +131,7 @@ def test_rule_then_sensor_example(airflow_db, inputs):
     assert _xcom(run_, "wait_for_job", "return_value")["JobId"] == job_id  # the sensor read the XCom
     # Airflow stored the extra link the UI shows, computed on the worker after the task ran.
     link = _xcom(run_, "rotate_shrink_webp", "_link_CloudInfiniteJobLink")
-    assert link.startswith("https://console.cloud.tencent.com/ci/") and f"jobId={job_id}" in link
+    assert link == f"https://console.cloud.tencent.com/ci/bucket?bucket={DEFAULT_BUCKET}&region=ap-chongqing"
 
 
 def _xcom(run_, task_id: str, key: str):
@@ -175,3 +184,43 @@ def test_a_failed_job_fails_the_run_and_the_log_says_why(airflow_db, inputs, cap
     log = capfd.readouterr().out
     assert "InvalidImageFormat" in log
     assert "deer.jpg is not decodable (e2e)" in log
+
+
+@pytest.mark.parametrize("deferrable", [False, True])
+def test_cos_wait_for_images_example(airflow_db, ci_emulator, ci_emulator_conn, deferrable):
+    """The sensor waits (deferred: in the inline trigger) until an image lands, then each is processed."""
+    import threading
+    import uuid
+
+    prefix = f"e2e-arrivals-{uuid.uuid4().hex[:8]}/"
+    ci_emulator.put_object(DEFAULT_BUCKET, f"{prefix}notes.txt", b"not an image")
+    looked = threading.Event()
+
+    def land_after_the_first_look() -> None:
+        while not looked.wait(0.05):
+            if any(r.query.get("prefix") == prefix for r in list(ci_emulator.requests)):
+                ci_emulator.put_object(DEFAULT_BUCKET, f"{prefix}deer.jpg", jpeg(64, 48))
+                looked.set()
+
+    landing = threading.Thread(target=land_after_the_first_look, daemon=True)
+    landing.start()
+    try:
+        run_, states = run("example_cos_wait_for_images", deferrable=deferrable, conf={"prefix": prefix})
+    finally:
+        looked.set()
+        landing.join()
+    assert run_.state == "success", states
+    assert _xcom(run_, "wait_for_images", "return_value") == [f"{prefix}deer.jpg"]
+    assert _image(ci_emulator, "output/arrived/deer.jpg.webp").format == "WEBP"
+    listings = [r for r in ci_emulator.requests if r.method == "GET" and ".cos." in r.host]
+    assert len(listings) >= 2 and {r.query["prefix"] for r in listings} == {prefix}  # it waited, in scope
+
+
+def test_cos_new_images_example_run_by_hand_processes_nothing(airflow_db, ci_emulator, ci_emulator_conn):
+    """Without asset events (a manual run) there is nothing to process, and the run still succeeds.
+    Runs started by new images are in tests/deployment/test_cos_arrivals.py (a real triggerer)."""
+    jobs_before = len(ci_emulator.jobs())
+    run_, states = run("example_cos_new_images")
+    assert run_.state == "success", states
+    assert _xcom(run_, "arrived", "return_value") == []
+    assert len(ci_emulator.jobs()) == jobs_before

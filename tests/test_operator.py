@@ -20,9 +20,10 @@ from airflow.providers.common.compat.sdk import TaskDeferred
 from airflow_provider_ci.emulator.pytest_plugin import DEFAULT_BUCKET, DEFAULT_REGION
 from airflow_provider_ci.exceptions import CloudInfiniteError, CloudInfiniteJobError, CloudInfiniteValidationError
 from airflow_provider_ci.hooks.ci import CloudInfiniteHook
+from airflow_provider_ci.identity import task_identity
 from airflow_provider_ci.links.job import CloudInfiniteJobLink
 from airflow_provider_ci.operators import pic_process
-from airflow_provider_ci.operators.pic_process import CloudInfinitePicProcessOperator, task_identity
+from airflow_provider_ci.operators.pic_process import CloudInfinitePicProcessOperator
 from airflow_provider_ci.triggers.job import CloudInfiniteJobTrigger
 from tests.support import FAST_RETRY, png
 
@@ -198,6 +199,19 @@ def test_defers_after_recording_the_job_with_plain_trigger_kwargs(emulator):
     assert 290 < kwargs["end_time"] - time.time() <= 300
     assert deferred.timeout > timedelta(minutes=5)  # a backstop behind the trigger's own deadline
     assert [key for key, _ in ti.pushed] == ["job_id", CloudInfiniteJobLink.key]
+
+
+def test_a_shorter_execution_timeout_bounds_the_deferred_wait(emulator):
+    """Airflow does not apply execution_timeout to a deferred task; the trigger's deadline does,
+    so the job is still cancelled and the error explained when it passes."""
+    emulator.pause_queue()
+    with pytest.raises(TaskDeferred) as info:
+        operator(
+            deferrable=True, timeout=timedelta(hours=2), execution_timeout=timedelta(minutes=1), poll_interval=7
+        ).execute(context())
+    _, kwargs = info.value.trigger.serialize()
+    assert 50 < kwargs["end_time"] - time.time() <= 60
+    assert info.value.timeout == timedelta(seconds=60 + 7 + 60)
 
 
 def test_execute_complete_success_returns_the_detail():

@@ -198,7 +198,7 @@ def test_throttled_polls_never_count_against_a_wait():
     watch = JobWatch("j1", logging.getLogger("test"), max_consecutive_failures=2)
 
     assert not any(watch.failed_poll(throttle()) for _ in range(10))
-    assert (watch.failures, watch.throttled) == (0, 10)
+    assert (watch.failures.count, watch.failures.throttled) == (0, 10)
     failure = CloudInfiniteServiceError(status=500, code="InternalError", message="", request_id=None)
     assert [watch.failed_poll(failure), watch.failed_poll(failure)] == [False, True]
 

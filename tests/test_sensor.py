@@ -111,3 +111,58 @@ def test_execute_complete_branches():
 
 def test_job_id_is_templated():
     assert "job_id" in CloudInfiniteJobSensor.template_fields
+
+
+@pytest.fixture
+def fast_hooks(monkeypatch):
+    """Hooks the sensor makes itself retry as in production, minus the waiting."""
+    original = CloudInfiniteHook.__init__
+
+    def fast(self, *args, **kwargs):
+        kwargs.setdefault("retry", FAST_RETRY)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(CloudInfiniteHook, "__init__", fast)
+
+
+def test_a_failed_poke_returns_false_until_too_many_in_a_row(hook, ci_emulator, fast_hooks):
+    """The trigger's policy in poke mode: a poke whose request failed (after the hook's retries)
+    keeps waiting; only max_consecutive_failures failed pokes in a row end the wait."""
+    job_id = submit(hook)
+    finish(hook, job_id)
+    attempts = FAST_RETRY.max_attempts
+    s = sensor(job_id, max_consecutive_failures=3)
+    fault = ci_emulator.faults.add("status", status=503, code="ServiceUnavailable", method="GET", count=2 * attempts)
+    assert s.poke({}) is False
+    assert s.poke({}) is False
+    assert fault.count == 0  # both pokes really failed, every retry included
+    assert s.poke({}) is True  # a success in between resets the count
+
+    s = sensor(job_id, max_consecutive_failures=3)
+    ci_emulator.faults.add("status", status=503, code="ServiceUnavailable", method="GET", count=3 * attempts)
+    assert [s.poke({}), s.poke({})] == [False, False]
+    with pytest.raises(CloudInfiniteError, match="503"):
+        s.poke({})
+
+
+def test_a_permanent_error_ends_the_poke_at_once(hook, ci_emulator, fast_hooks):
+    job_id = submit(hook)
+    ci_emulator.faults.add("status", status=403, method="GET", count=1)
+    with pytest.raises(CloudInfiniteError, match="403"):
+        sensor(job_id, max_consecutive_failures=3).poke({})
+
+
+def test_deferral_honours_execution_timeout(hook, ci_emulator):
+    """Airflow does not apply execution_timeout to a deferred task: the trigger's deadline does."""
+    import time
+    from datetime import timedelta
+
+    ci_emulator.pause_queue()
+    job_id = submit(hook)
+    before = time.time()
+    with pytest.raises(TaskDeferred) as info:
+        sensor(job_id, deferrable=True, execution_timeout=timedelta(seconds=7), max_consecutive_failures=2).execute({})
+    trigger = info.value.trigger
+    assert before + 7 <= trigger.end_time <= time.time() + 7
+    assert trigger.max_consecutive_failures == 2
+    assert info.value.timeout == timedelta(seconds=7 + 0.05 + 60)  # the backstop trails the 7 s, not the 20 s

@@ -40,11 +40,11 @@ def trigger(job_id: str, **kwargs) -> CloudInfiniteJobTrigger:
     return CloudInfiniteJobTrigger(job_id=job_id, poll_interval=kwargs.pop("poll_interval", 0.05), **kwargs)
 
 
-async def events(t: CloudInfiniteJobTrigger, timeout: float = 20.0) -> list[dict]:
+async def events(t: CloudInfiniteJobTrigger, limit: float = 20.0) -> list[dict]:
     async def collect() -> list[dict]:
         return [event.payload async for event in t.run()]
 
-    return await asyncio.wait_for(collect(), timeout)
+    return await asyncio.wait_for(collect(), limit)
 
 
 async def test_serialize_round_trips_with_plain_json_and_no_secret(ci_emulator_conn):

@@ -1,5 +1,8 @@
 """The CI job routes: ``POST /jobs``, ``GET /jobs/<id>[,<id>...]``, ``GET /jobs``, ``PUT /jobs/<id>?cancel``.
 
+``/pic_jobs`` (the older path cos-python-sdk-v5's ``ci_*_media_pic_jobs`` use) is served by the
+same handlers: one job store, so a job submitted on either path is read and listed on both.
+
 Choices where the real service's behaviour is UNCONFIRMED (ci_api.md):
 
 - unknown ``Operation/TemplateId`` → 400 ``InvalidArgument`` (the URL is fine, the body names

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import mimetypes
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import formatdate
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -51,22 +52,28 @@ async def delete_object(ctx: Context) -> web.StreamResponse:
 
 
 async def list_objects(ctx: Context) -> web.StreamResponse:
-    """``GET /`` (ListObjects v1): ``prefix``, ``marker`` and ``max-keys``; no delimiter support."""
+    """``GET /`` (ListObjects v1): ``prefix``, ``marker``, ``max-keys`` and ``encoding-type=url``
+    (keys, prefix and markers percent-encoded, as cos-python-sdk-v5 always asks); no delimiter."""
     query = ctx.request.query
     prefix, marker = query.get("prefix", ""), query.get("marker", "")
     max_keys = integer(query, "max-keys", MAX_KEYS, 0, MAX_KEYS)
+    encoding = query.get("encoding-type")
+    if encoding not in (None, "", "url"):
+        raise invalid_argument(f"encoding-type must be url, got {encoding!r}")
+    encode = (lambda text: quote(text, safe="/")) if encoding == "url" else (lambda text: text)
     loop = asyncio.get_running_loop()
     entries, truncated = await loop.run_in_executor(None, ctx.state.storage.list, ctx.bucket, prefix, marker, max_keys)
     result: dict[str, Any] = {
         "Name": ctx.bucket,
-        "Prefix": prefix,
-        "Marker": marker,
+        **({"EncodingType": "url"} if encoding == "url" else {}),
+        "Prefix": encode(prefix),
+        "Marker": encode(marker),
         "MaxKeys": str(max_keys),
         "IsTruncated": str(truncated).lower(),
-        **({"NextMarker": entries[-1].key} if truncated and entries else {}),
+        **({"NextMarker": encode(entries[-1].key)} if truncated and entries else {}),
         "Contents": [
             {
-                "Key": entry.key,
+                "Key": encode(entry.key),
                 "LastModified": _iso(entry.modified),
                 "ETag": entry.etag,
                 "Size": str(entry.size),
@@ -102,4 +109,4 @@ def _key(ctx: Context) -> str:
 
 
 def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")

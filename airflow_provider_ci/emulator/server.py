@@ -51,6 +51,9 @@ _HOST = re.compile(r"^(?:(?P<bucket>[^.]+)\.)?(?P<service>ci|cos)\.(?P<region>[a
 #: CI routes by resource (the first path segment), then by (method, whether an id follows).
 CI_ROUTES: dict[str, dict[tuple[str, bool], Handler]] = {
     "jobs": ci_jobs.ROUTES,
+    # The older generation of the image job API (cos-python-sdk-v5's ci_*_media_pic_jobs and
+    # Tencent's PicProcess demo): the same jobs under the same rules (ci_api.md §0, §12).
+    "pic_jobs": ci_jobs.ROUTES,
     "template": ci_templates.ROUTES,
     "picqueue": ci_queues.ROUTES,
     "picbucket": ci_queues.BUCKET_ROUTES,

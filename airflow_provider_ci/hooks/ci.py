@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
+from airflow_provider_ci import cos_objects
+from airflow_provider_ci import validation as check
 from airflow_provider_ci.connection import DEFAULT_MAX_QPS, ConnectionSettings, parse_extra
 from airflow_provider_ci.exceptions import (
     CloudInfiniteJobNotFoundError,
@@ -99,6 +101,14 @@ class CloudInfiniteHook(BaseHook):
     connection's account and region (:mod:`airflow_provider_ci.ratelimit`), shared with every
     other hook, trigger and task of that account here; ``max_qps`` (default: the connection's
     ``max_qps`` extra, else CI's 100) is its ceiling, every attempt counting.
+
+    :param tencent_ci_conn_id: the ``tencent_ci`` connection to use.
+    :param timeout: (connect, read) timeout of one request, in seconds.
+    :param retry: attempts, backoff and overall time bound for transient failures; default
+        :class:`~airflow_provider_ci.transport.RetryPolicy`'s.
+    :param jobs_path: ``/jobs`` (default) or ``/pic_jobs``, the older API generation.
+    :param max_qps: ceiling of the shared rate limiter of this connection's account and
+        region, in requests per second; default the connection's ``max_qps`` extra, else 100.
     """
 
     conn_name_attr = "tencent_ci_conn_id"
@@ -129,10 +139,47 @@ class CloudInfiniteHook(BaseHook):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(tencent_ci_conn_id={self.tencent_ci_conn_id!r})"
 
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The connection form's extra fields for Airflow 3.1 (3.2+ reads ``conn-fields`` instead).
+
+        Built from the provider info's ``conn-fields``, so both forms show the same fields.
+        Needs WTForms (FAB brings it); without it Airflow 3.1 shows the generic form.
+
+        :return: WTForms fields keyed by the extra key each is saved under.
+        """
+        from airflow_provider_ci.connection_form import form_widgets
+
+        return form_widgets()
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Hidden, relabelled and placeholder fields of the connection form (Airflow 3.1).
+
+        :return: ``hidden_fields``, ``relabeling`` and ``placeholders``, from ``ui-field-behaviour``.
+        """
+        from airflow_provider_ci.connection_form import ui_field_behaviour
+
+        return ui_field_behaviour()
+
+    def get_conn(self) -> ConnectionSettings:
+        """The connection's checked settings (read once; blocking, see :meth:`asettings` in triggers).
+
+        The hook keeps no session object: requests are signed per call. Secrets stay out of the
+        result's ``repr``.
+
+        :return: credentials, region, bucket, scheme, endpoint URL, ``max_qps`` and ``poll_batch_size``.
+        :raises CloudInfiniteValidationError: a field of the connection breaks its rule.
+        """
+        return self.settings()
+
     # -- connection -------------------------------------------------------------------------
 
     def settings(self) -> ConnectionSettings:
-        """The connection's settings, read once (blocking; not for triggers, see :meth:`asettings`)."""
+        """The connection's settings, read once (blocking; not for triggers, see :meth:`asettings`).
+
+        :return: the checked settings of the connection.
+        """
         if self._settings is None:
             conn = self.get_connection(self.tencent_ci_conn_id)
             # extra_dejson (not the raw JSON) so Airflow masks the token in task logs.
@@ -142,7 +189,10 @@ class CloudInfiniteHook(BaseHook):
         return self._settings
 
     async def asettings(self) -> ConnectionSettings:
-        """The connection's settings, read the async way (no sync lookup or masking on the loop)."""
+        """The connection's settings, read the async way (no sync lookup or masking on the loop).
+
+        :return: the checked settings of the connection.
+        """
         if self._settings is None:
             try:
                 conn = await self.aget_connection(self.tencent_ci_conn_id)
@@ -164,18 +214,22 @@ class CloudInfiniteHook(BaseHook):
         return limiter_for(credentials.secret_id, endpoint.region, max_qps)
 
     def close(self) -> None:
+        """Close the blocking HTTP session (the hook opens a new one if used again)."""
         self._sync.close()
 
     async def aclose(self) -> None:
+        """Close the async HTTP client."""
         await self._async.aclose()
 
-    def _call(self, request: ApiRequest, bucket: str | None, region: str | None) -> ApiResult:
+    def _call(self, request: ApiRequest, bucket: str | None, region: str | None, service: str = "ci") -> ApiResult:
         settings = self.settings()
-        return self._sync.call(request, settings.endpoint(bucket, region), settings.credentials)
+        return self._sync.call(request, settings.endpoint(bucket, region, service=service), settings.credentials)
 
-    async def _acall(self, request: ApiRequest, bucket: str | None, region: str | None) -> ApiResult:
+    async def _acall(
+        self, request: ApiRequest, bucket: str | None, region: str | None, service: str = "ci"
+    ) -> ApiResult:
         settings = await self.asettings()
-        return await self._async.call(request, settings.endpoint(bucket, region), settings.credentials)
+        return await self._async.call(request, settings.endpoint(bucket, region, service=service), settings.credentials)
 
     # -- submit -----------------------------------------------------------------------------
 
@@ -207,6 +261,25 @@ class CloudInfiniteHook(BaseHook):
         submit token there, so that lookup is exact; with ``user_data``, jobs identical in
         every field created since this call began count as ours, and more than one raises
         :class:`CloudInfiniteSubmitUncertainError` rather than guessing.
+
+        :param input_object: key of the source image, without a leading ``/``.
+        :param output_object: key the result is written to.
+        :param template_id: id of a saved PicProcess template; give this or ``process_rule``.
+        :param process_rule: an inline imageMogr2 rule; give this or ``template_id``.
+        :param is_pic_info: also return image info in ``PicProcessResult``.
+        :param bucket: the input's bucket as ``name-APPID``; default the connection's.
+        :param region: the bucket's region; default the connection's.
+        :param output_bucket: the output's bucket; default ``bucket``.
+        :param output_region: the output bucket's region; default ``region``.
+        :param user_data: up to 1024 printable ASCII characters stored with the job.
+        :param job_level: queue priority: 0, 1 or 2, higher first.
+        :param callback: an http(s) URL CI calls when the job ends, or ``"no"``.
+        :param callback_format: ``XML`` or ``JSON``.
+        :param callback_type: ``Url`` or ``TDMQ``.
+        :param callback_mq_config: with ``TDMQ``: ``MqMode``, ``MqRegion`` and ``MqName``.
+        :return: the submitted job's JobsDetail (``JobId``, ``State``...) plus ``RequestId``.
+        :raises CloudInfiniteValidationError: a field breaks its rule; nothing was sent.
+        :raises CloudInfiniteServiceError: CI refused the job (Code, Message, request id).
         """
         spec = {name: value for name, value in locals().items() if name != "self"}
         settings = self.settings()
@@ -228,7 +301,10 @@ class CloudInfiniteHook(BaseHook):
         return detail
 
     async def asubmit_pic_process_job(self, **spec: Any) -> dict[str, Any]:
-        """:meth:`submit_pic_process_job` without blocking: same arguments, checks and safety."""
+        """:meth:`submit_pic_process_job` without blocking: same arguments, checks and safety.
+
+        :return: the submitted job's JobsDetail plus ``RequestId``.
+        """
         settings = await self.asettings()
         endpoint, job, request = self._submission(settings, spec)
         started = time.time()
@@ -250,6 +326,9 @@ class CloudInfiniteHook(BaseHook):
 
         Reads the connection (for default bucket and region) but sends nothing: operators
         use it to check every item of a batch before the first submit.
+
+        :return: the checked job, with defaults from the connection filled in.
+        :raises CloudInfiniteValidationError: a field breaks its rule.
         """
         return self._submission(self.settings(), spec)[1]
 
@@ -283,6 +362,11 @@ class CloudInfiniteHook(BaseHook):
 
         Ids the service does not know raise :class:`CloudInfiniteJobNotFoundError`, which
         lists them and still carries the details that were found.
+
+        :param job_ids: the jobs to read (duplicates are asked for once).
+        :param bucket: their bucket; default the connection's.
+        :param region: the bucket's region; default the connection's.
+        :return: ``job id -> JobsDetail`` (plus ``RequestId``), in the order asked.
         """
         ids, request = self._get_request(job_ids)
         return _found_or_raise(ids, self._call(request, bucket, region))
@@ -290,13 +374,35 @@ class CloudInfiniteHook(BaseHook):
     async def aget_jobs(
         self, job_ids: Iterable[str], *, bucket: str | None = None, region: str | None = None
     ) -> dict[str, dict[str, Any]]:
+        """:meth:`get_jobs` without blocking.
+
+        :param job_ids: the jobs to read.
+        :param bucket: their bucket; default the connection's.
+        :param region: the bucket's region; default the connection's.
+        :return: ``job id -> JobsDetail``, in the order asked.
+        """
         ids, request = self._get_request(job_ids)
         return _found_or_raise(ids, await self._acall(request, bucket, region))
 
     def get_job(self, job_id: str, *, bucket: str | None = None, region: str | None = None) -> dict[str, Any]:
+        """One job's JobsDetail (``GET /jobs/<id>``).
+
+        :param job_id: the job to read.
+        :param bucket: its bucket; default the connection's.
+        :param region: the bucket's region; default the connection's.
+        :return: the JobsDetail, keyed by the API's element names, plus ``RequestId``.
+        :raises CloudInfiniteJobNotFoundError: CI does not know the job.
+        """
         return self.get_jobs([job_id], bucket=bucket, region=region)[job_id]
 
     async def aget_job(self, job_id: str, *, bucket: str | None = None, region: str | None = None) -> dict[str, Any]:
+        """:meth:`get_job` without blocking.
+
+        :param job_id: the job to read.
+        :param bucket: its bucket; default the connection's.
+        :param region: the bucket's region; default the connection's.
+        :return: the JobsDetail plus ``RequestId``.
+        """
         return (await self.aget_jobs([job_id], bucket=bucket, region=region))[job_id]
 
     def _cancel_request(self, job_id: str) -> ApiRequest:
@@ -308,21 +414,32 @@ class CloudInfiniteHook(BaseHook):
 
         Cancel is safe to repeat: if a retried cancel is refused because the job is already
         ``Cancel`` (an earlier attempt went through), that counts as success.
+
+        :param job_id: the job to cancel.
+        :param bucket: its bucket; default the connection's.
+        :param region: the bucket's region; default the connection's.
+        :raises CloudInfiniteServiceError: CI refused (e.g. the job is already running).
         """
         try:
             self._call(self._cancel_request(job_id), bucket, region)
         except CloudInfiniteServiceError as exc:
-            if exc.status >= 500 or self.get_job(job_id, bucket=bucket, region=region).get("State") != "Cancel":
+            if exc.status >= 500 or self.get_job(job_id, bucket=bucket, region=region).get("State") != JobState.CANCEL:
                 raise
         log.info("Cancelled CI job %s", job_id)
 
     async def acancel_job(self, job_id: str, *, bucket: str | None = None, region: str | None = None) -> None:
+        """:meth:`cancel_job` without blocking.
+
+        :param job_id: the job to cancel.
+        :param bucket: its bucket; default the connection's.
+        :param region: the bucket's region; default the connection's.
+        """
         try:
             await self._acall(self._cancel_request(job_id), bucket, region)
         except CloudInfiniteServiceError as exc:
             if (
                 exc.status >= 500
-                or (await self.aget_job(job_id, bucket=bucket, region=region)).get("State") != "Cancel"
+                or (await self.aget_job(job_id, bucket=bucket, region=region)).get("State") != JobState.CANCEL
             ):
                 raise
         log.info("Cancelled CI job %s", job_id)
@@ -369,6 +486,9 @@ class CloudInfiniteHook(BaseHook):
         Filters: ``states`` (names, default All), ``input_object``, ``queue_id``,
         ``order_by_time`` (Desc/Asc), ``start_creation_time``/``end_creation_time`` (aware
         datetimes or CI time strings), ``page_size`` (1-100), ``bucket``, ``region``.
+
+        :param max_jobs: stop after this many jobs; ``None``: every page.
+        :return: the JobsDetail of each job found, newest first unless ``order_by_time="Asc"``.
         """
         bucket, region, request = self._list_request(**filters)
         jobs: list[dict[str, Any]] = []
@@ -380,6 +500,11 @@ class CloudInfiniteHook(BaseHook):
             request = replace(request, params={**request.params, "nextToken": page.next_token})
 
     async def alist_jobs(self, *, max_jobs: int | None = None, **filters: Any) -> list[dict[str, Any]]:
+        """:meth:`list_jobs` without blocking; the same filters.
+
+        :param max_jobs: stop after this many jobs; ``None``: every page.
+        :return: the JobsDetail of each job found.
+        """
         bucket, region, request = self._list_request(**filters)
         jobs: list[dict[str, Any]] = []
         while True:
@@ -394,7 +519,13 @@ class CloudInfiniteHook(BaseHook):
     def get_templates(
         self, *, name: str | None = None, bucket: str | None = None, region: str | None = None
     ) -> list[dict[str, Any]]:
-        """The bucket's custom PicProcess templates, optionally those whose name starts with ``name``."""
+        """The bucket's custom PicProcess templates, optionally those whose name starts with ``name``.
+
+        :param name: only templates whose name starts with this.
+        :param bucket: the bucket; default the connection's.
+        :param region: the bucket's region; default the connection's.
+        :return: each template (``TemplateId``, ``Name``, ``PicProcess``...), every page followed.
+        """
         params: dict[str, str | None] = {"tag": TAG, "category": "Custom", "pageSize": "100", "pageNumber": "1"}
         if name:
             params["name"] = name
@@ -420,6 +551,13 @@ class CloudInfiniteHook(BaseHook):
 
         Like a submit, a create that may have gone through is not re-sent before looking for
         a template of that exact name.
+
+        :param name: the template's name.
+        :param process_rule: the imageMogr2 rule it applies.
+        :param is_pic_info: whether jobs using it return image info.
+        :param bucket: the bucket; default the connection's.
+        :param region: the bucket's region; default the connection's.
+        :return: the created template.
         """
         settings = self.settings()
         endpoint = settings.endpoint(bucket, region)
@@ -436,6 +574,141 @@ class CloudInfiniteHook(BaseHook):
 
         return retry_sync(attempt, self.retry, request.operation, recover)
 
+    # -- COS objects (the bucket's own host; same signing, retries and rate limit) -----------------
+
+    def list_objects(
+        self, prefix: str, *, bucket: str | None = None, region: str | None = None, max_objects: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Objects whose key starts with ``prefix``, in key order, following every page.
+
+        Signed ``GET /?prefix=`` requests to ``<bucket>.cos.<region>.myqcloud.com``; nothing
+        outside ``prefix`` is requested or returned, and folder placeholders (``dir/``) are left out.
+
+        :param prefix: key prefix to list under, e.g. ``"incoming/2026-12-01/"``; ``""`` lists the
+            whole bucket.
+        :param bucket: bucket in ``name-APPID`` form; default: the connection's ``extra.bucket``.
+        :param region: COS region, e.g. ``ap-chongqing``; default: the connection's ``extra.region``.
+        :param max_objects: stop after this many objects (one page is up to 1,000); default: all.
+        :return: one dict per object: ``Key``, ``Size``, ``ETag``, ``LastModified`` (ISO 8601 UTC).
+        """
+        prefix = cos_objects.prefix("prefix", prefix)
+        objects: list[dict[str, Any]] = []
+        marker: str | None = ""
+        while marker is not None and (max_objects is None or len(objects) < max_objects):
+            result = self._call(cos_objects.list_request(prefix, marker), bucket, region, "cos")
+            page = cos_objects.objects_page(result, prefix)
+            objects.extend(page.objects)
+            marker = page.next_marker
+        return objects[:max_objects]
+
+    async def alist_objects(
+        self, prefix: str, *, bucket: str | None = None, region: str | None = None, max_objects: int | None = None
+    ) -> list[dict[str, Any]]:
+        """:meth:`list_objects` without blocking (for triggers): same requests and result.
+
+        :param prefix: key prefix to list under; ``""`` lists the whole bucket.
+        :param bucket: bucket in ``name-APPID`` form; default: the connection's ``extra.bucket``.
+        :param region: COS region; default: the connection's ``extra.region``.
+        :param max_objects: stop after this many objects; default: all.
+        :return: one dict per object: ``Key``, ``Size``, ``ETag``, ``LastModified`` (ISO 8601 UTC).
+        """
+        prefix = cos_objects.prefix("prefix", prefix)
+        objects: list[dict[str, Any]] = []
+        marker: str | None = ""
+        while marker is not None and (max_objects is None or len(objects) < max_objects):
+            result = await self._acall(cos_objects.list_request(prefix, marker), bucket, region, "cos")
+            page = cos_objects.objects_page(result, prefix)
+            objects.extend(page.objects)
+            marker = page.next_marker
+        return objects[:max_objects]
+
+    def head_object(self, key: str, *, bucket: str | None = None, region: str | None = None) -> dict[str, Any] | None:
+        """The object ``key`` (``HEAD /<key>`` on the COS host), or ``None`` if it does not exist.
+
+        :param key: the exact object key, e.g. ``"incoming/cat.jpg"``.
+        :param bucket: bucket in ``name-APPID`` form; default: the connection's ``extra.bucket``.
+        :param region: COS region; default: the connection's ``extra.region``.
+        :return: ``Key``, ``Size``, ``ETag``, ``LastModified`` (ISO 8601 UTC), or ``None`` on 404.
+        """
+        key = cos_objects.object_key("key", key)
+        try:
+            return cos_objects.head_object(self._call(cos_objects.head_request(key), bucket, region, "cos"), key)
+        except CloudInfiniteServiceError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def ahead_object(
+        self, key: str, *, bucket: str | None = None, region: str | None = None
+    ) -> dict[str, Any] | None:
+        """:meth:`head_object` without blocking (for triggers).
+
+        :param key: the exact object key.
+        :param bucket: bucket in ``name-APPID`` form; default: the connection's ``extra.bucket``.
+        :param region: COS region; default: the connection's ``extra.region``.
+        :return: ``Key``, ``Size``, ``ETag``, ``LastModified`` (ISO 8601 UTC), or ``None`` on 404.
+        """
+        key = cos_objects.object_key("key", key)
+        try:
+            result = await self._acall(cos_objects.head_request(key), bucket, region, "cos")
+        except CloudInfiniteServiceError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return cos_objects.head_object(result, key)
+
+    def update_template(
+        self,
+        template_id: str,
+        *,
+        name: str,
+        process_rule: str,
+        is_pic_info: bool | None = None,
+        bucket: str | None = None,
+        region: str | None = None,
+    ) -> dict[str, Any]:
+        """Rewrite a PicProcess template (``PUT /template/<id>``, safe to repeat); returns it.
+
+        :param template_id: the template to rewrite.
+        :param name: its name (at most 64 letters, digits, ``_``, ``-``, ``*``).
+        :param process_rule: its imageMogr2 rule.
+        :param is_pic_info: whether jobs return image info; omitted = the service's default (false).
+        :param bucket: bucket in ``name-APPID`` form; default the connection's.
+        :param region: region; default the connection's.
+        :return: the template as the service now holds it (``TemplateId``, ``Name``, ``PicProcess``...).
+        """
+        body = template_xml(name, process_rule, is_pic_info)  # checked before the id, as the fields come first
+        request = ApiRequest("PUT", f"/template/{check.template_id(template_id)}", "update template", body=body)
+        return dict(self._call(request, bucket, region).data["Template"])
+
+    def delete_template(self, template_id: str, *, bucket: str | None = None, region: str | None = None) -> None:
+        """Delete a PicProcess template (``DELETE /template/<id>``).
+
+        A retried delete that finds the template gone (an earlier attempt went through) is a
+        success; a template that never existed raises :class:`CloudInfiniteServiceError` (404).
+
+        :param template_id: the template to delete.
+        :param bucket: bucket in ``name-APPID`` form; default the connection's.
+        :param region: region; default the connection's.
+        """
+        request = ApiRequest("DELETE", f"/template/{check.template_id(template_id)}", "delete template")
+        settings = self.settings()
+        endpoint = settings.endpoint(bucket, region)
+        attempts = 0
+
+        def attempt() -> ApiResult:
+            nonlocal attempts
+            attempts += 1
+            try:
+                return self._sync.send_once(request, endpoint, settings.credentials)
+            except CloudInfiniteServiceError as exc:
+                if exc.status == 404 and attempts > 1:
+                    return ApiResult({}, exc.request_id)
+                raise
+
+        retry_sync(attempt, self.retry, request.operation)
+        log.info("Deleted CI template %s", template_id)
+
     # -- checks and object access -------------------------------------------------------------
 
     def test_connection(self) -> tuple[bool, str]:
@@ -444,6 +717,8 @@ class CloudInfiniteHook(BaseHook):
         Two signed reads: ``GET /picbucket`` on the region's service host tells bad credentials
         apart from a bucket whose asynchronous image processing is not enabled, and a
         one-job ``GET /jobs`` proves the job API answers for this bucket.
+
+        :return: ``(True, what answered)`` or ``(False, why not)``, as Airflow's "Test" button shows.
         """
         try:
             settings = self.settings()
@@ -472,10 +747,29 @@ class CloudInfiniteHook(BaseHook):
 
         Credentials, STS token, region and ``endpoint_url`` carry over; the SDK's DEBUG logs
         are redacted (see :mod:`airflow_provider_ci.cos_sdk`). ``config`` goes to ``CosConfig``.
+
+        :param region: the COS region; default the connection's.
+        :return: a client for COS object calls (upload, download, list).
         """
         from airflow_provider_ci.cos_sdk import cos_client
 
         return cos_client(self.settings(), region, **config)
+
+    def get_ci_client(self, bucket: str | None = None, region: str | None = None, **config: Any) -> CosS3Client:
+        """A cos-python-sdk-v5 ``CosS3Client`` for the SDK's own ``ci_*`` calls on the bucket's CI host.
+
+        :meth:`get_cos_client` names the COS host, which is right for objects; through
+        ``endpoint_url`` its ``ci_*`` calls would reach the COS host too. This client names
+        ``<bucket>.ci.<region>.myqcloud.com`` in every request (logs redacted alike).
+
+        :param bucket: bucket in ``name-APPID`` form; default the connection's ``bucket``.
+        :param region: region; default the connection's ``region``.
+        :param config: more ``CosConfig`` arguments.
+        :return: the client.
+        """
+        from airflow_provider_ci.cos_sdk import ci_client
+
+        return ci_client(self.settings(), bucket, region, **config)
 
 
 def _submitted(result: ApiResult, request: ApiRequest) -> dict[str, Any]:

@@ -6,14 +6,14 @@ job that is already over is handled without a deferral; then wait.
 
 Retries: a retry of this task does not bill a second job while its earlier job is still
 waiting or has succeeded. Each submit carries this task instance's identity (dag, task, run,
-map index, try) in ``UserData``; a retry lists the input's jobs and reattaches to the newest
-one of its own that has not failed. Jobs of other task instances with the same input are
-never adopted. Passing your own ``user_data`` turns this off (the field then holds yours).
+map index, try) in ``UserData`` (:mod:`airflow_provider_ci.identity`); a retry lists the
+input's jobs and reattaches to the newest one of its own that has not failed. Jobs of other
+task instances with the same input are never adopted. Passing your own ``user_data`` turns
+this off (the field then holds yours).
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -21,27 +21,35 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
+from airflow_provider_ci import identity
 from airflow_provider_ci import validation as check
-from airflow_provider_ci.exceptions import CloudInfiniteError, CloudInfiniteJobError, CloudInfiniteValidationError
+from airflow_provider_ci.assets.events import Produced, emits_assets, produced_by_job
+from airflow_provider_ci.exceptions import CloudInfiniteError, CloudInfiniteValidationError
 from airflow_provider_ci.hooks.ci import CloudInfiniteHook
 from airflow_provider_ci.links.job import CloudInfiniteJobLink
+from airflow_provider_ci.model import SUBMIT_FIELDS
 from airflow_provider_ci.transport import RetryPolicy
-from airflow_provider_ci.waiting import EVENT_STATUSES, FAILURE, WAITING, JobWatch, classify, describe_result, job_error
+from airflow_provider_ci.waiting import (
+    DEFAULT_MAX_CONSECUTIVE_FAILURES,
+    FAILURE,
+    WAITING,
+    JobWatch,
+    classify,
+    deferral_timeout,
+    describe_result,
+    event_error,
+    job_error,
+    read_event,
+    timeout_fields,
+    wait_limit,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-IDENTITY_PREFIX = "airflow-ti:"
 #: Bounds a best-effort cancel from on_kill or after a timeout.
 CANCEL_TIMEOUT = (3.0, 5.0)
 CANCEL_RETRY = RetryPolicy(max_attempts=2, base_delay=0.5, max_delay=1.0, max_elapsed=10.0)
-
-
-def task_identity(context: Context) -> str:
-    """``airflow-ti:<hash>:`` naming this task instance (all tries), for UserData."""
-    ti = context["ti"]
-    raw = f"{ti.dag_id}\n{ti.task_id}\n{ti.run_id}\n{getattr(ti, 'map_index', -1)}"
-    return f"{IDENTITY_PREFIX}{hashlib.sha256(raw.encode()).hexdigest()[:32]}:"
 
 
 class CloudInfinitePicProcessOperator(BaseOperator):
@@ -53,26 +61,51 @@ class CloudInfinitePicProcessOperator(BaseOperator):
     cancelled (if it has not started) and the task fails. ``cancel_on_kill`` cancels the job
     when the task is killed on a worker or, on Airflow 3.3+, when a deferred task is marked
     failed or cleared.
+
+    Asset events: name an ``AssetAlias`` in ``outlets`` and each successful run adds the output
+    as ``cos://<bucket>/<key>`` to it; or declare ``Asset("cos://<bucket>/<key>")`` in
+    ``outlets`` when the key is static (its event then carries the job id, input and output
+    size in its extra). See docs/assets.md.
+
+    :param input_object: key of the source image in ``bucket``, without a leading ``/`` (templated).
+    :param output_object: key the result is written to in ``output_bucket`` (templated).
+    :param template_id: id of a saved PicProcess template; give this or ``process_rule`` (templated).
+    :param process_rule: an inline imageMogr2 rule, e.g. ``imageMogr2/thumbnail/400x/format/webp``;
+        give this or ``template_id`` (templated).
+    :param is_pic_info: also return the input's and output's image info in ``PicProcessResult``
+        (templated; ``True``/``False`` or ``"true"``/``"false"``).
+    :param bucket: bucket of the input as ``name-APPID``; default the connection's ``bucket``
+        extra (templated).
+    :param region: region of ``bucket``, e.g. ``ap-chongqing``; default the connection's
+        ``region`` extra (templated).
+    :param output_bucket: bucket of the output; default ``bucket`` (templated).
+    :param output_region: region of ``output_bucket``; default ``region`` (templated).
+    :param user_data: up to 1024 printable ASCII characters stored with the job. By default the
+        task instance's identity goes there, so a retry reattaches to its own earlier job;
+        giving your own turns that off (templated).
+    :param job_level: queue priority: 0, 1 or 2, higher first (templated).
+    :param callback: an http(s) URL CI calls when the job ends, or ``"no"`` to suppress the
+        queue's callback for this job (templated).
+    :param callback_format: ``XML`` or ``JSON`` body of the callback (templated).
+    :param callback_type: ``Url`` (default) or ``TDMQ`` (templated).
+    :param callback_mq_config: required with ``callback_type="TDMQ"``: ``MqMode`` (Queue or
+        Topic), ``MqRegion`` (sh, bj, gz, cd, hk) and ``MqName`` (templated).
+    :param wait_for_completion: wait until the job ends (default); ``False`` returns the
+        submitted JobsDetail right away (the job id is in XCom ``job_id`` either way).
+    :param deferrable: wait in the triggerer instead of on the worker; default
+        ``[operators] default_deferrable``.
+    :param poll_interval: seconds (or a ``timedelta``) between two looks at the job; mind CI's
+        100 requests/s per account when many tasks wait at once.
+    :param timeout: how long to wait (seconds or ``timedelta``, default 24 h, cut to
+        ``execution_timeout`` when that is shorter); then the job is
+        cancelled if it has not started and the task fails.
+    :param cancel_on_kill: cancel the job when the task is killed (see above).
+    :param max_consecutive_failures: failed polls in a row (after the hook's own retries) that
+        end the wait, deferred or not; a permanent error (4xx) ends it at once (default 5).
+    :param tencent_ci_conn_id: the ``tencent_ci`` connection to use (templated).
     """
 
-    template_fields: Sequence[str] = (
-        "tencent_ci_conn_id",
-        "bucket",
-        "region",
-        "input_object",
-        "output_object",
-        "output_bucket",
-        "output_region",
-        "template_id",
-        "process_rule",
-        "is_pic_info",
-        "user_data",
-        "job_level",
-        "callback",
-        "callback_format",
-        "callback_type",
-        "callback_mq_config",
-    )
+    template_fields: Sequence[str] = ("tencent_ci_conn_id", *SUBMIT_FIELDS)
     template_fields_renderers: ClassVar[dict[str, str]] = {"callback_mq_config": "json"}
     operator_extra_links = (CloudInfiniteJobLink(),)
     ui_color = "#dff1ff"
@@ -100,6 +133,7 @@ class CloudInfinitePicProcessOperator(BaseOperator):
         poll_interval: float | timedelta = 10.0,
         timeout: float | timedelta = timedelta(hours=24),
         cancel_on_kill: bool = True,
+        max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
         tencent_ci_conn_id: str = CloudInfiniteHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
@@ -128,6 +162,7 @@ class CloudInfinitePicProcessOperator(BaseOperator):
         self.poll_interval = check.seconds("poll_interval", poll_interval)
         self.timeout = check.seconds("timeout", timeout)
         self.cancel_on_kill = cancel_on_kill
+        self.max_consecutive_failures = check.failure_budget(max_consecutive_failures)
         self.tencent_ci_conn_id = tencent_ci_conn_id
         self.job_id: str | None = None
 
@@ -137,6 +172,7 @@ class CloudInfinitePicProcessOperator(BaseOperator):
 
     # -- execute ---------------------------------------------------------------------------------
 
+    @emits_assets
     def execute(self, context: Context) -> dict[str, Any]:
         hook = self.hook
         detail = self._reattach(context, hook) or self._submit(context, hook)
@@ -147,6 +183,7 @@ class CloudInfinitePicProcessOperator(BaseOperator):
             detail = hook.get_job(detail["JobId"], bucket=self.bucket, region=self.region)
         if classify(detail) != WAITING:
             return self._finish(detail)
+        limit = wait_limit(self.timeout, self.execution_timeout)
         if self.deferrable:
             from airflow_provider_ci.triggers.job import CloudInfiniteJobTrigger  # only when deferring: cheap parse
 
@@ -157,59 +194,35 @@ class CloudInfinitePicProcessOperator(BaseOperator):
                     bucket=self.bucket,
                     region=self.region,
                     poll_interval=self.poll_interval,
-                    end_time=time.time() + self.timeout,
+                    end_time=time.time() + limit,
                     cancel_on_kill=self.cancel_on_kill,
+                    max_consecutive_failures=self.max_consecutive_failures,
                 ),
                 method_name="execute_complete",
-                # Only a backstop: the trigger's own deadline fires first and lets us cancel.
-                timeout=timedelta(seconds=self.timeout + self.poll_interval + 60),
+                timeout=deferral_timeout(limit, self.poll_interval),
             )
-        return self._wait(hook, detail)
+        return self._wait(hook, detail, limit)
 
     def _submit(self, context: Context, hook: CloudInfiniteHook) -> dict[str, Any]:
-        user_data = self.user_data
-        if user_data is None:
-            user_data = f"{task_identity(context)}try{context['ti'].try_number}"
-        return hook.submit_pic_process_job(
-            input_object=self.input_object,
-            output_object=self.output_object,
-            template_id=self.template_id,
-            process_rule=self.process_rule,
-            is_pic_info=self.is_pic_info,
-            bucket=self.bucket,
-            region=self.region,
-            output_bucket=self.output_bucket,
-            output_region=self.output_region,
-            user_data=user_data,
-            job_level=self.job_level,
-            callback=self.callback,
-            callback_format=self.callback_format,
-            callback_type=self.callback_type,
-            callback_mq_config=self.callback_mq_config,
-        )
+        spec = {name: getattr(self, name) for name in SUBMIT_FIELDS}
+        if self.user_data is None:
+            spec["user_data"] = identity.user_data(context)
+        return hook.submit_pic_process_job(**spec)
 
     def _reattach(self, context: Context, hook: CloudInfiniteHook) -> dict[str, Any] | None:
         """This task instance's own job from an earlier try, if one is still waiting or succeeded."""
         if self.user_data is not None or context["ti"].try_number <= 1:
             return None
-        identity = task_identity(context)
-        started = getattr(context.get("dag_run"), "start_date", None)
-        jobs = hook.list_jobs(
+        listed = hook.list_jobs(
             input_object=self.input_object,
-            start_creation_time=None if started is None else started - timedelta(minutes=10),
+            start_creation_time=identity.jobs_since(context),
             bucket=self.bucket,
             region=self.region,
             max_jobs=1000,
         )
-        mine = [
-            job
-            for job in jobs
-            if str((job.get("Operation") or {}).get("UserData") or "").startswith(identity) and classify(job) != FAILURE
-        ]
-        if not mine:
-            return None
-        job = max(mine, key=lambda j: str(j.get("CreationTime") or ""))
-        self.log.info("Reattaching to CI job %s (%s) from an earlier try of this task", job["JobId"], job["State"])
+        job = identity.own_jobs(context, listed).get(None)
+        if job is not None:
+            self.log.info("Reattaching to CI job %s (%s) from an earlier try of this task", job["JobId"], job["State"])
         return job
 
     def _record(self, context: Context, detail: dict[str, Any]) -> None:
@@ -220,12 +233,12 @@ class CloudInfinitePicProcessOperator(BaseOperator):
         if bucket and region:
             CloudInfiniteJobLink.persist(context, job_id=detail["JobId"], bucket=bucket, region=region)
 
-    def _wait(self, hook: CloudInfiniteHook, detail: dict[str, Any]) -> dict[str, Any]:
-        """Poll on the worker, with the same state logic as the trigger."""
+    def _wait(self, hook: CloudInfiniteHook, detail: dict[str, Any], limit: float) -> dict[str, Any]:
+        """Poll on the worker, with the same state logic and failure policy as the trigger."""
         job_id = detail["JobId"]
-        watch = JobWatch(job_id, self.log)
+        watch = JobWatch(job_id, self.log, self.max_consecutive_failures)
         watch.observe(detail)
-        deadline = time.time() + self.timeout
+        deadline = time.time() + limit
         while True:
             time.sleep(max(0.0, min(self.poll_interval, deadline - time.time())))
             try:
@@ -235,45 +248,35 @@ class CloudInfinitePicProcessOperator(BaseOperator):
                 if watch.failed_poll(exc):
                     raise
             if time.time() >= deadline:
-                self._cancel(job_id)
-                raise self._timeout_error(job_id, watch.last)
+                return self._resume({"status": "timeout", **timeout_fields(job_id, watch.last, limit)})
 
     # -- after the trigger -------------------------------------------------------------------------
 
+    @emits_assets
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger; a fresh operator instance, so all state comes from ``event``."""
-        if not isinstance(event, dict) or event.get("status") not in EVENT_STATUSES or not event.get("job_id"):
+        event = read_event(event)
+        if not event.get("job_id"):
             raise CloudInfiniteError(f"Unexpected trigger event: {event!r}")
         self.job_id = event["job_id"]
+        return self._resume(event)
+
+    def _resume(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The end of a wait, deferred or not: the result, or the error after a cancel if due."""
         if event["status"] == "success":
             return self._finish(event["detail"])
+        if event["status"] == "timeout" or event.get("state") is None:
+            # Out of time, or the wait itself failed: the job may still be queued.
+            self._cancel(event["job_id"])
         if event["status"] == "timeout":
-            self._cancel(event["job_id"])
-            raise self._timeout_error(event["job_id"], event.get("detail"))
-        if event.get("state") is None:  # the wait itself failed: the job may still be queued
-            self._cancel(event["job_id"])
-        raise CloudInfiniteJobError(
-            job_id=event["job_id"],
-            state=event.get("state"),
-            code=event.get("code"),
-            message=event.get("message"),
-            request_id=event.get("request_id"),
-        )
+            event = {**event, "message": f"{event.get('message')}; cancel requested (works only before it starts)"}
+        raise event_error(event)
 
     def _finish(self, detail: dict[str, Any]) -> dict[str, Any]:
         if classify(detail) == FAILURE:
             raise job_error(detail)
         self.log.info(describe_result(detail))
         return detail
-
-    def _timeout_error(self, job_id: str, detail: dict[str, Any] | None) -> CloudInfiniteJobError:
-        return CloudInfiniteJobError(
-            job_id=job_id,
-            state=(detail or {}).get("State"),
-            code="WaitTimeout",
-            message=f"not finished after {self.timeout:.0f} s; cancel requested (works only before it starts)",
-            request_id=(detail or {}).get("RequestId"),
-        )
 
     # -- cancelling ----------------------------------------------------------------------------------
 
@@ -292,7 +295,11 @@ class CloudInfinitePicProcessOperator(BaseOperator):
         if self.cancel_on_kill and self.job_id:
             self._cancel(self.job_id)
 
-    # -- lineage ---------------------------------------------------------------------------------------
+    # -- assets and lineage ------------------------------------------------------------------------------
+
+    def produced_objects(self, result: dict[str, Any]) -> list[Produced]:
+        """The output object, once the job succeeded (not with ``wait_for_completion=False``)."""
+        return produced_by_job(result, self.output_bucket or self.bucket)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """Input and output objects as ``cos://<bucket>`` datasets; None without OpenLineage installed."""

@@ -4,7 +4,9 @@ It subscribes every id to the loop's shared poller (:mod:`airflow_provider_ci.po
 ten thousand jobs cost ``ceil(10000 / batch)`` requests a round, and stops asking for a job
 once it is over. It logs progress (done/total, rate) every ``log_every`` seconds, never a line
 per job. Per-job outcomes are kept compact so the event stays small: the ids that succeeded,
-and State/Code/Message for the rest.
+and state/code/message/request_id (:func:`~airflow_provider_ci.waiting.failure_fields`) for
+the rest. Failed polls count per job with the same policy as every other wait
+(:class:`~airflow_provider_ci.waiting.PollFailures`).
 """
 
 from __future__ import annotations
@@ -17,11 +19,17 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_ci.batch import Progress
-from airflow_provider_ci.exceptions import CloudInfiniteJobNotFoundError, CloudInfiniteThrottledError
+from airflow_provider_ci.exceptions import CloudInfiniteJobNotFoundError
 from airflow_provider_ci.hooks.ci import CloudInfiniteHook
 from airflow_provider_ci.polling import poller_for
-from airflow_provider_ci.transport import is_retryable
-from airflow_provider_ci.waiting import SUCCESS, WAITING, classify
+from airflow_provider_ci.waiting import (
+    DEFAULT_MAX_CONSECUTIVE_FAILURES,
+    SUCCESS,
+    WAITING,
+    PollFailures,
+    classify,
+    failure_fields,
+)
 
 
 class CloudInfiniteBatchJobTrigger(BaseTrigger):
@@ -30,6 +38,17 @@ class CloudInfiniteBatchJobTrigger(BaseTrigger):
     Emits ``success`` (every job ended; some may have failed: the operator judges), or
     ``timeout`` with the ids still waiting. A job whose polls keep failing (a permanent error,
     or ``max_consecutive_failures`` transient ones in a row) ends as failed with that error.
+
+    :param job_ids: the CI jobs to wait for.
+    :param tencent_ci_conn_id: the ``tencent_ci`` connection to use.
+    :param bucket: the jobs' bucket; default the connection's ``bucket`` extra.
+    :param region: the bucket's region; default the connection's ``region`` extra.
+    :param poll_interval: seconds between two poll rounds (default 10).
+    :param end_time: when to stop waiting, as Unix seconds (wall clock); ``None`` waits
+        without a deadline.
+    :param max_consecutive_failures: failed polls of one job in a row that end it as failed
+        (default 5).
+    :param log_every: seconds between two progress lines (done/total, rate; default 30).
     """
 
     def __init__(
@@ -41,7 +60,7 @@ class CloudInfiniteBatchJobTrigger(BaseTrigger):
         region: str | None = None,
         poll_interval: float = 10.0,
         end_time: float | None = None,
-        max_consecutive_failures: int = 5,
+        max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
         log_every: float = 30.0,
     ) -> None:
         super().__init__()
@@ -76,7 +95,7 @@ class CloudInfiniteBatchJobTrigger(BaseTrigger):
         poller = poller_for(self.tencent_ci_conn_id, self.bucket, self.region, self.poll_interval, self._hook)
         succeeded: list[str] = []
         failed: dict[str, dict[str, Any]] = {}
-        failures_in_row: dict[str, int] = {}
+        failures: dict[str, PollFailures] = {}
         pending = set(self.job_ids)
         progress = Progress(len(pending), "CI jobs over", every=self.log_every)
         async with poller.subscription(*pending) as answers:
@@ -84,14 +103,14 @@ class CloudInfiniteBatchJobTrigger(BaseTrigger):
                 left = None if self.end_time is None else max(0.0, self.end_time - time.time())
                 try:
                     job_id, answer = await asyncio.wait_for(answers.get(), left)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     yield TriggerEvent(
                         {"status": "timeout", "succeeded": succeeded, "failed": failed, "pending": sorted(pending)}
                     )
                     return
                 if job_id not in pending:
                     continue
-                outcome = self._outcome(job_id, answer, failures_in_row)
+                outcome = self._outcome(job_id, answer, failures)
                 if outcome is None:
                     continue
                 pending.discard(job_id)
@@ -103,21 +122,19 @@ class CloudInfiniteBatchJobTrigger(BaseTrigger):
                     succeeded.append(job_id)
         yield TriggerEvent({"status": "success", "succeeded": succeeded, "failed": failed, "pending": []})
 
-    def _outcome(self, job_id: str, answer: Any, failures_in_row: dict[str, int]) -> str | dict[str, Any] | None:
+    def _outcome(self, job_id: str, answer: Any, failures: dict[str, PollFailures]) -> str | dict[str, Any] | None:
         """SUCCESS, a failure record, or None while the job is still waiting."""
         if isinstance(answer, CloudInfiniteJobNotFoundError):
-            return {"State": None, "Code": "NoSuchJob", "Message": f"CI does not know job {job_id}"}
-        if isinstance(answer, CloudInfiniteThrottledError):
-            return None  # the account is busy; never a reason to give up on a job
+            return {**failure_fields(answer), "code": "NoSuchJob", "message": f"CI does not know job {job_id}"}
         if isinstance(answer, Exception):
-            failures_in_row[job_id] = failures_in_row.get(job_id, 0) + 1
-            if is_retryable(answer) and failures_in_row[job_id] < self.max_consecutive_failures:
+            policy = failures.setdefault(job_id, PollFailures(self.max_consecutive_failures))
+            if not policy.record(answer):
                 return None
-            return {"State": None, "Code": getattr(answer, "code", None), "Message": str(answer)}
-        failures_in_row.pop(job_id, None)
+            return {**failure_fields(answer), "message": policy.describe(answer)}
+        failures.pop(job_id, None)
         verdict = classify(answer)
         if verdict == WAITING:
             return None
         if verdict == SUCCESS:
             return SUCCESS
-        return {"State": answer.get("State"), "Code": answer.get("Code"), "Message": answer.get("Message")}
+        return failure_fields(answer)

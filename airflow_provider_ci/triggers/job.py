@@ -28,7 +28,14 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_provider_ci.exceptions import CloudInfiniteJobNotFoundError
 from airflow_provider_ci.hooks.ci import CloudInfiniteHook
 from airflow_provider_ci.polling import Answer, poller_for
-from airflow_provider_ci.waiting import FAILURE, SUCCESS, JobWatch
+from airflow_provider_ci.waiting import (
+    DEFAULT_MAX_CONSECUTIVE_FAILURES,
+    FAILURE,
+    SUCCESS,
+    JobWatch,
+    failure_fields,
+    timeout_fields,
+)
 
 CANCEL_ON_KILL_TIMEOUT = 20.0
 #: Shielded on_kill work still running; a strong reference, as the event loop keeps only weak ones.
@@ -42,6 +49,17 @@ class CloudInfiniteJobTrigger(BaseTrigger):
     Cancel with its Code and Message, an unknown job id, or too many failed polls), or
     ``timeout``. With ``cancel_on_kill``, a user marking the deferred task failed or clearing
     it (Airflow 3.3+ calls :meth:`on_kill`) cancels the job if it has not started yet.
+
+    :param job_id: the CI job to wait for.
+    :param tencent_ci_conn_id: the ``tencent_ci`` connection to use.
+    :param bucket: the job's bucket; default the connection's ``bucket`` extra.
+    :param region: the bucket's region; default the connection's ``region`` extra.
+    :param poll_interval: seconds between two polls (default 10).
+    :param end_time: when to stop waiting, as Unix seconds (wall clock, so it survives a move
+        to another triggerer); ``None`` waits without a deadline.
+    :param cancel_on_kill: cancel the job on :meth:`on_kill` if the task is no longer deferred.
+    :param max_consecutive_failures: failed polls in a row (after the hook's own retries) that
+        end the wait with an ``error`` event (default 5).
     """
 
     def __init__(
@@ -54,7 +72,7 @@ class CloudInfiniteJobTrigger(BaseTrigger):
         poll_interval: float = 10.0,
         end_time: float | None = None,
         cancel_on_kill: bool = True,
-        max_consecutive_failures: int = 5,
+        max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
     ) -> None:
         super().__init__()
         self.job_id = job_id
@@ -85,7 +103,7 @@ class CloudInfiniteJobTrigger(BaseTrigger):
         return CloudInfiniteHook(self.tencent_ci_conn_id)
 
     def _event(self, status: str, **fields: Any) -> TriggerEvent:
-        return TriggerEvent({"status": status, "job_id": self.job_id, **fields})
+        return TriggerEvent({"status": status, **fields, "job_id": self.job_id})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         poller = poller_for(self.tencent_ci_conn_id, self.bucket, self.region, self.poll_interval, self._hook)
@@ -97,29 +115,20 @@ class CloudInfiniteJobTrigger(BaseTrigger):
         while True:
             try:
                 _, answer = await asyncio.wait_for(answers.get(), self._time_left())
-            except asyncio.TimeoutError:
-                return self._event("timeout", message=f"CI job {self.job_id} did not finish in time", detail=watch.last)
+            except TimeoutError:
+                return self._event("timeout", **timeout_fields(self.job_id, watch.last), detail=watch.last)
             if isinstance(answer, CloudInfiniteJobNotFoundError):
                 return self._event("error", code="NoSuchJob", message=f"CI does not know job {self.job_id}")
             if isinstance(answer, Exception):
                 if watch.failed_poll(answer):
-                    message = (
-                        f"{watch.failures} polls in a row failed; last: {answer}" if watch.failures else str(answer)
-                    )
-                    return self._event("error", code=getattr(answer, "code", None), message=message, detail=watch.last)
+                    fields = {**failure_fields(answer), "message": watch.failures.describe(answer)}
+                    return self._event("error", **fields, detail=watch.last)
                 continue
             outcome = watch.observe(answer)
             if outcome == SUCCESS:
                 return self._event("success", detail=answer)
             if outcome == FAILURE:
-                return self._event(
-                    "error",
-                    state=answer.get("State"),
-                    code=answer.get("Code"),
-                    message=answer.get("Message"),
-                    request_id=answer.get("RequestId"),
-                    detail=answer,
-                )
+                return self._event("error", **failure_fields(answer), detail=answer)
 
     def _time_left(self) -> float | None:
         return None if self.end_time is None else max(0.0, self.end_time - time.time())

@@ -144,7 +144,7 @@ def test_a_finished_task_shows_the_job_link_and_its_log_the_job_states(page, dep
     link.wait_for()
     keep(page, "task-extra-link")
     href = link.get_attribute("href") or ""
-    assert href.startswith("https://console.cloud.tencent.com/ci/") and f"jobId={job_id}" in href, href
+    assert href == f"https://console.cloud.tencent.com/ci/bucket?bucket={DEFAULT_BUCKET}&region={DEFAULT_REGION}", href
 
     page.goto(f"{run_page}/wait_for_job")
     page.get_by_text(f"CI job {job_id} ended Success").wait_for()

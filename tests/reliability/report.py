@@ -1,4 +1,4 @@
-"""Write the matrix's results: ``tests/reliability/results/latest.md`` and the README's reliability section.
+"""Write the matrix's results: ``tests/reliability/results/latest.md`` and the docs' reliability page.
 
 Only a full matrix writes (the test module decides), so a single selected test never replaces
 the last complete report.
@@ -13,7 +13,7 @@ from tests.reliability.tally import Row
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.md"
-README = ROOT / "README.md"
+README = ROOT / "docs" / "reliability.md"  # the page whose table sits between the markers
 BEGIN, END = "<!-- reliability:begin -->", "<!-- reliability:end -->"
 
 
@@ -46,7 +46,7 @@ def _about(rows: list[Row], jobs: int, seconds: float) -> str:
     import airflow
 
     modes = len({row.mode for row in rows})
-    today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+    today = datetime.datetime.now(datetime.UTC).date().isoformat()
     return (
         f"{today}, Airflow {airflow.__version__}, N = {jobs} jobs per fault and mode, {modes} modes, "
         f"{len(rows)} DAG runs in {seconds:.0f} s."
@@ -54,7 +54,7 @@ def _about(rows: list[Row], jobs: int, seconds: float) -> str:
 
 
 def write(rows: list[Row], titles: dict[str, str], *, jobs: int, seconds: float) -> None:
-    """The full report to ``RESULTS``; the summary between the README's markers."""
+    """The full report to ``RESULTS``; the summary between the reliability page's markers."""
     about = _about(rows, jobs, seconds)
     problems = [f"- {r.fault} / {r.mode}: {p}" for r in rows for p in r.problems]
     RESULTS.parent.mkdir(exist_ok=True)

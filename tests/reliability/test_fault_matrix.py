@@ -5,7 +5,7 @@ session emulator over HTTP, with the provider's real timeouts and retry policy. 
 when every job is accounted for: none lost, none duplicated, every task ended as the fault
 should end it. The counts come from the emulator's jobs, so a provider that loses or repeats
 a submit under a fault fails here. A full matrix writes ``tests/reliability/results/latest.md``
-and the README's reliability section.
+and the docs' reliability page (docs/reliability.md).
 
 ``CI_RELIABILITY_JOBS`` sets N (default 3).
 """
