@@ -2,10 +2,10 @@
 
 * :func:`classify` turns a JobsDetail into ``success``, ``failure`` or ``waiting``.
 * :class:`PollFailures` is the one failure policy: a permanent error (4xx, bad settings) ends a
-  wait at once, a transient one (5xx, timeouts, resets) only after ``max_consecutive``
-  failed polls in a row, and a throttle (``SlowDown``) never. Ending a wait on a blip would
-  fail the task, and a retry of it would bill a second job. The trigger, the batch trigger
-  and the poke-mode sensor all count with it.
+  wait at once, a transient one (5xx, timeouts) only after ``max_consecutive`` failed polls
+  in a row, and a throttle never (the account is busy, not the job or the service). Ending
+  a wait on a blip would fail the task, and a retry of it would bill a second job. The
+  trigger, the batch trigger and the poke-mode sensor all count with it.
 * :class:`JobWatch` feeds one job's polls through both, and logs a state the first time it is
   seen (not every poll).
 * :func:`failure_fields` and :func:`event_error` are the one mapping from a failed poll or a
@@ -136,6 +136,7 @@ def describe_result(detail: dict[str, Any]) -> str:
 class Log(Protocol):
     """What JobWatch needs of a logger: stdlib and Airflow's structlog loggers both fit."""
 
+    def debug(self, msg: Any, /, *args: Any) -> Any: ...
     def info(self, msg: Any, /, *args: Any) -> Any: ...
     def warning(self, msg: Any, /, *args: Any) -> Any: ...
 
@@ -146,12 +147,15 @@ class PollFailures:
 
     max_consecutive: int = DEFAULT_MAX_CONSECUTIVE_FAILURES
     count: int = 0
-    #: Throttled polls seen: never counted as failures (the account is busy, the job is fine,
-    #: and the shared limiter slows down), so a busy account never ends a wait.
     throttled: int = 0
 
     def record(self, exc: BaseException) -> bool:
-        """Count a failed poll; True when the wait should end on it."""
+        """Count a failed poll; True when the wait should end on it.
+
+        A throttle (:class:`~airflow_provider_ci.exceptions.CloudInfiniteThrottledError`)
+        neither ends the wait nor counts: the account is busy, the job and the service are
+        fine, and the shared rate limiter slows down. It is counted in ``throttled``.
+        """
         if isinstance(exc, CloudInfiniteThrottledError):
             self.throttled += 1
             return False
@@ -191,9 +195,15 @@ class JobWatch:
         return classify(detail)
 
     def failed_poll(self, exc: BaseException) -> bool:
-        """Record a failed poll, logging it; True when the wait should end on it."""
+        """Record a failed poll, logging it; True when the wait should end on it.
+
+        A throttle is logged at DEBUG only: it never ends the wait (see :class:`PollFailures`),
+        and the shared rate limiter already warns when it slows down.
+        """
         give_up = self.failures.record(exc)
-        if not give_up and not isinstance(exc, CloudInfiniteThrottledError):  # throttles: the limiter adapts
+        if isinstance(exc, CloudInfiniteThrottledError):
+            self.log.debug("Polling CI job %s was throttled; the wait goes on: %s", self.job_id, exc)
+        elif not give_up:
             self.log.warning(
                 "Polling CI job %s failed (%d in a row, at most %d): %s",
                 self.job_id,

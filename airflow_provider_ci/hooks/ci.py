@@ -107,8 +107,8 @@ class CloudInfiniteHook(BaseHook):
     :param retry: attempts, backoff and overall time bound for transient failures; default
         :class:`~airflow_provider_ci.transport.RetryPolicy`'s.
     :param jobs_path: ``/jobs`` (default) or ``/pic_jobs``, the older API generation.
-    :param max_qps: ceiling of the shared rate limiter for this hook's requests per second;
-        default the connection's ``max_qps`` extra, else CI's 100.
+    :param max_qps: ceiling of the shared rate limiter of this connection's account and
+        region, in requests per second; default the connection's ``max_qps`` extra, else 100.
     """
 
     conn_name_attr = "tencent_ci_conn_id"
