@@ -83,4 +83,4 @@ bench: $(VENV)/.installed
 # The fault matrix against the emulator (~2 min); tables to tests/reliability/results/latest.md
 # and docs/reliability.md.
 reliability: $(VENV)/.installed
-	$(BIN)/python -m pytest -q -m reliability tests/reliability
+	CI_RELIABILITY_REPORT=1 $(BIN)/python -m pytest -q -m reliability tests/reliability

@@ -257,8 +257,9 @@ POLL = {"method": "GET", "path": "/jobs/"}  # GET /jobs/<ids>, not the listing a
 SCENARIOS = (
     Scenario(
         "5xx-burst",
-        "5xx burst (2× 503 on submit, 2× 500 on poll)",
-        submit_faults=({"kind": "status", "status": 503, "count": 2, **SUBMIT},),
+        "5xx burst (2× 503 ServiceUnavailable on submit, 2× 500 on poll)",
+        # Not SlowDown (the emulator's default 503 code): a 503 that may have created the job.
+        submit_faults=({"kind": "status", "status": 503, "code": "ServiceUnavailable", "count": 2, **SUBMIT},),
         poll_faults=({"kind": "status", "status": 500, "count": 2, **POLL},),
     ),
     Scenario(
