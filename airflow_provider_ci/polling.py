@@ -1,5 +1,5 @@
-"""Coalesced polling: every wait on the same connection, bucket and region in one event loop shares
-one poller, which asks for all of their jobs with one ``GET /jobs/<id1>,<id2>,...`` per round.
+"""Coalesced polling: every wait on the same connection and interval in one event loop shares one
+poller, which asks for the jobs of each bucket with one ``GET /jobs/<id1>,<id2>,...`` per round.
 
 Why: CI allows 100 requests/s per account (50 overseas). A thousand deferred tasks polled one
 job per request every 10 s already use all of it; coalesced, they make ``ceil(N / batch)``
@@ -9,6 +9,11 @@ answers from changes. A trigger alone is polled exactly as before: one request p
 Each subscriber gets its own answer every round: its JobsDetail, or the exception that round
 raised for it (a not-found id goes to that id only; a failed request to the ids it carried), so
 transient errors, unknown ids, deadlines and cancellation stay per trigger.
+
+Waits are grouped by the endpoint their ``bucket``/``region`` resolve to, through the
+connection's own rule (:meth:`ConnectionSettings.endpoint`), at each round: a trigger naming the
+connection's region explicitly and one leaving it to the connection share their requests. A job
+id is asked for where its first waiter said (job ids are unique to their bucket).
 
 Answers are handed to the waiting triggers at most ``DELIVER_SLICE`` at a time, one slice per
 pass of the event loop: ten thousand triggers woken in one pass (each logging its first state)
@@ -42,13 +47,16 @@ MAX_IN_FLIGHT = 8
 #: Answers handed to waiting triggers per pass of the event loop.
 DELIVER_SLICE = 10
 Answer = dict[str, Any] | Exception
-PollerKey = tuple[str, str | None, str | None, float]
+#: (connection id, poll interval): what a poller is shared by.
+PollerKey = tuple[str, float]
+#: A wait's own ``bucket`` and ``region`` arguments, before the connection's defaults apply.
+Where = tuple[str | None, str | None]
 
 _POLLERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[PollerKey, JobPoller]] = weakref.WeakKeyDictionary()
 
 
 class JobPoller:
-    """Polls the subscribed job ids of one (connection, bucket, region, interval) in rounds."""
+    """Polls the subscribed job ids of one (connection, interval) in rounds, per endpoint."""
 
     def __init__(self, key: PollerKey, hook: CloudInfiniteHook) -> None:
         self.key = key
@@ -57,23 +65,28 @@ class JobPoller:
         #: The most ids per request the service accepted after refusing more (None: no refusal yet).
         self.batch_limit: int | None = None
         self._subscribers: dict[str, set[asyncio.Queue[tuple[str, Answer]]]] = {}
+        self._where: dict[str, Where] = {}
         self._task: asyncio.Task[None] | None = None
         self._outbox: deque[tuple[str, Answer]] = deque()
         self._pump: asyncio.Task[None] | None = None
 
     @property
     def interval(self) -> float:
-        return self.key[3]
+        return self.key[1]
 
     @contextlib.asynccontextmanager
-    async def subscription(self, *job_ids: str) -> AsyncIterator[asyncio.Queue[tuple[str, Answer]]]:
+    async def subscription(
+        self, *job_ids: str, bucket: str | None = None, region: str | None = None
+    ) -> AsyncIterator[asyncio.Queue[tuple[str, Answer]]]:
         """A queue of ``(job_id, answer)``, one per id each round, for as long as the block runs.
 
-        :meth:`drop` stops asking for an id early (a job that is over).
+        ``bucket``/``region`` are the wait's own (None: the connection's). :meth:`drop` stops
+        asking for an id early (a job that is over).
         """
         queue: asyncio.Queue[tuple[str, Answer]] = asyncio.Queue()
         for job_id in job_ids:
             self._subscribers.setdefault(job_id, set()).add(queue)
+            self._where.setdefault(job_id, (bucket, region))
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"ci-poller-{self.key}")
         try:
@@ -87,6 +100,7 @@ class JobPoller:
             queues.discard(queue)
             if not queues:
                 self._subscribers.pop(job_id, None)
+                self._where.pop(job_id, None)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -107,21 +121,31 @@ class JobPoller:
         ids = list(self._subscribers)
         self.rounds += 1
         try:
-            size = (await self.hook.asettings()).poll_batch_size
+            settings = await self.hook.asettings()
         except Exception as exc:  # a bad connection: every waiter hears it, none hangs
             self._deliver(dict.fromkeys(ids, exc))
             return
-        size = min(size, self.batch_limit or size)
-        chunks = iter([ids[i : i + size] for i in range(0, len(ids), size)])
+        size = min(settings.poll_batch_size, self.batch_limit or settings.poll_batch_size)
+        groups: dict[Where, list[str]] = {}
+        for job_id in ids:
+            try:
+                endpoint = settings.endpoint(*self._where.get(job_id, (None, None)))
+            except Exception as exc:  # no bucket or region to ask: this wait hears why
+                self._deliver({job_id: exc})
+                continue
+            groups.setdefault((endpoint.bucket, endpoint.region), []).append(job_id)
+        chunks = iter(
+            [(where, group[i : i + size]) for where, group in groups.items() for i in range(0, len(group), size)]
+        )
 
         async def fetch_chunks() -> None:
-            for chunk in chunks:
-                await self._fetch(chunk)
+            for where, chunk in chunks:
+                await self._fetch(chunk, where)
 
         await asyncio.gather(*(fetch_chunks() for _ in range(MAX_IN_FLIGHT)))
 
-    async def _fetch(self, ids: list[str]) -> None:
-        bucket, region = self.key[1], self.key[2]
+    async def _fetch(self, ids: list[str], where: Where) -> None:
+        bucket, region = where
         answers: dict[str, Answer]
         try:
             answers = dict(await self.hook.aget_jobs(ids, bucket=bucket, region=region))
@@ -140,7 +164,7 @@ class JobPoller:
                         exc.code or exc.status,
                         half,
                     )
-                await asyncio.gather(self._fetch(ids[:half]), self._fetch(ids[half:]))
+                await asyncio.gather(self._fetch(ids[:half], where), self._fetch(ids[half:], where))
                 return
         except Exception as exc:
             answers = dict.fromkeys(ids, exc)
@@ -167,12 +191,10 @@ def _too_large(exc: CloudInfiniteServiceError) -> bool:
     return exc.status == 414 or (exc.status == 400 and exc.code == "InvalidArgument")
 
 
-def poller_for(
-    conn_id: str, bucket: str | None, region: str | None, interval: float, hook: Callable[[], CloudInfiniteHook]
-) -> JobPoller:
-    """The running loop's poller for these settings, created (with ``hook()``) on first use."""
+def poller_for(conn_id: str, interval: float, hook: Callable[[], CloudInfiniteHook]) -> JobPoller:
+    """The running loop's poller for this connection and interval, created (with ``hook()``) on first use."""
     pollers = _POLLERS.setdefault(asyncio.get_running_loop(), {})
-    key = (conn_id, bucket, region, float(interval))
+    key = (conn_id, float(interval))
     poller = pollers.get(key)
     if poller is None:
         poller = pollers[key] = JobPoller(key, hook())

@@ -80,7 +80,7 @@ async def main(job_ids: list[str], warm_id: str, interval: float, cap: float) ->
             )
         await asyncio.sleep(0)  # every trigger has subscribed to the poller
         start_ms = (loop.time() - loop_start) * 1000
-        poller = poller_for(CONN_ID, None, None, interval, CloudInfiniteHook)
+        poller = poller_for(CONN_ID, interval, CloudInfiniteHook)
         emit(ready=time.time())
         done, pending = await asyncio.wait(tasks, timeout=cap - (time.time() - started))
         cpu, ended = time.process_time() - cpu_start, time.time()

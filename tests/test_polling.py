@@ -11,9 +11,9 @@ import pytest
 
 from airflow_provider_ci.emulator.pytest_plugin import DEFAULT_BUCKET
 from airflow_provider_ci.hooks.ci import CloudInfiniteHook
-from airflow_provider_ci.polling import _POLLERS, poller_for
+from airflow_provider_ci.polling import _POLLERS
 from airflow_provider_ci.triggers.job import CloudInfiniteJobTrigger
-from tests.support import FAST_RETRY, png
+from tests.support import FAST_RETRY, REGION, png
 
 pytestmark = pytest.mark.asyncio
 INTERVAL = 0.1
@@ -137,10 +137,33 @@ async def test_unknown_ids_transient_errors_and_leavers_are_handled_per_trigger(
         assert (await asyncio.wait_for(tasks[job_id], 20))["status"] == "success"
 
 
-async def test_other_buckets_get_their_own_poller(hook, ci_emulator):
-    a = poller_for("tencent_ci_default", None, None, INTERVAL, lambda: hook)
-    b = poller_for("tencent_ci_default", "other-1250000000", None, INTERVAL, lambda: hook)
-    c = poller_for("tencent_ci_default", None, None, INTERVAL * 2, lambda: hook)
-    assert len({id(a), id(b), id(c)}) == 3
-    assert poller_for("tencent_ci_default", None, None, INTERVAL, lambda: hook) is a
-    _POLLERS.pop(asyncio.get_running_loop())
+async def test_waits_share_requests_per_resolved_endpoint(hook, ci_emulator):
+    """One poller per connection; each round asks per endpoint, resolved by the connection's own
+    rule: a wait naming the connection's region and one leaving it out share one request, a wait
+    on another bucket gets a request (and its error) of its own."""
+    ci_emulator.pause_queue()
+    implicit, explicit = await submit_many(hook, 2)
+
+    def waiting(job_id: str, **where) -> asyncio.Task:
+        trigger = CloudInfiniteJobTrigger(job_id=job_id, poll_interval=INTERVAL, **where)
+
+        async def first_event() -> dict:
+            async for event in trigger.run():
+                return event.payload
+            raise AssertionError("no event")
+
+        return asyncio.create_task(first_event())
+
+    elsewhere = "c" + "0" * 32  # a job of another bucket
+    tasks = [waiting(implicit), waiting(explicit, region=REGION), waiting(elsewhere, bucket="other-1250000000")]
+    await rounds_pass(1)
+    ci_emulator.clear_requests()
+    await rounds_pass(2)
+    assert len(_POLLERS[asyncio.get_running_loop()]) == 1
+    ours = [r for r in ci_emulator.requests if r.method == "GET" and r.host.startswith(DEFAULT_BUCKET)]
+    assert ours and all(sorted(r.path.split("/")[-1].split(",")) == sorted([implicit, explicit]) for r in ours)
+    other = await asyncio.wait_for(tasks[2], 20)
+    assert other["status"] == "error"  # its bucket's answer, and only its own
+    assert not tasks[0].done() and not tasks[1].done()
+    ci_emulator.resume_queue()
+    assert [(await asyncio.wait_for(t, 20))["status"] for t in tasks[:2]] == ["success", "success"]

@@ -92,13 +92,13 @@ class CloudInfiniteBatchJobTrigger(BaseTrigger):
         return CloudInfiniteHook(self.tencent_ci_conn_id)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        poller = poller_for(self.tencent_ci_conn_id, self.bucket, self.region, self.poll_interval, self._hook)
+        poller = poller_for(self.tencent_ci_conn_id, self.poll_interval, self._hook)
         succeeded: list[str] = []
         failed: dict[str, dict[str, Any]] = {}
         failures: dict[str, PollFailures] = {}
         pending = set(self.job_ids)
         progress = Progress(len(pending), "CI jobs over", every=self.log_every)
-        async with poller.subscription(*pending) as answers:
+        async with poller.subscription(*pending, bucket=self.bucket, region=self.region) as answers:
             while pending:
                 left = None if self.end_time is None else max(0.0, self.end_time - time.time())
                 try:

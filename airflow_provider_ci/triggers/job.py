@@ -106,8 +106,8 @@ class CloudInfiniteJobTrigger(BaseTrigger):
         return TriggerEvent({"status": status, **fields, "job_id": self.job_id})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        poller = poller_for(self.tencent_ci_conn_id, self.bucket, self.region, self.poll_interval, self._hook)
-        async with poller.subscription(self.job_id) as answers:
+        poller = poller_for(self.tencent_ci_conn_id, self.poll_interval, self._hook)
+        async with poller.subscription(self.job_id, bucket=self.bucket, region=self.region) as answers:
             yield await self._wait(answers)
 
     async def _wait(self, answers: asyncio.Queue[tuple[str, Answer]]) -> TriggerEvent:
