@@ -8,7 +8,6 @@ in a throwaway AIRFLOW_HOME, prints the job's result and leaves the output image
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -19,29 +18,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageDraw
-
 from airflow_provider_ci.emulator import Emulator
+from airflow_provider_ci.emulator.samples import sample_jpeg
 
 ROOT = Path(__file__).resolve().parent.parent
 DAG_ID = "example_ci_rule_then_sensor"
 BUCKET = "examplebucket-1250000000"
 REGION = "ap-chongqing"
 INPUT_KEY = "input/deer.jpg"
-
-
-def sample_image(width: int = 640, height: int = 480) -> bytes:
-    """A JPEG with a gradient sky, a sun and a marker in the top-left corner, so rotation shows."""
-    image = Image.new("RGB", (width, height))
-    draw = ImageDraw.Draw(image)
-    for y in range(height):
-        draw.line([(0, y), (width, y)], fill=(40 + y * 100 // height, 120 + y * 80 // height, 220 - y * 60 // height))
-    draw.ellipse([width * 0.6, height * 0.15, width * 0.8, height * 0.15 + width * 0.2], fill=(255, 210, 60))
-    draw.rectangle([0, height * 0.75, width, height], fill=(60, 140, 70))
-    draw.rectangle([10, 10, 70, 40], fill=(220, 30, 30))
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=88)
-    return buffer.getvalue()
 
 
 def run_demo(output_dir: Path) -> dict[str, Any]:
@@ -58,7 +42,7 @@ def run_demo(output_dir: Path) -> dict[str, Any]:
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         }
-        upload(connection, sample_image())
+        upload(connection, sample_jpeg())
         print(f"Uploaded {INPUT_KEY} to {BUCKET} with cos-python-sdk-v5", flush=True)
         airflow = Path(sys.executable).with_name("airflow")
         subprocess.run([str(airflow), "db", "migrate"], env=env, check=True, capture_output=True)

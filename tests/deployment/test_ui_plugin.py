@@ -9,16 +9,15 @@ the screenshots also replace the ones in ``docs/images/`` (so a normal run leave
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image, ImageDraw
 
 from airflow_provider_ci.emulator.pytest_plugin import DEFAULT_BUCKET
+from airflow_provider_ci.emulator.samples import sample_jpeg
 from tests.deployment.airflow_deployment import Deployment
 from tests.deployment.test_ui import UI, browser, keep  # noqa: F401  (the module-scoped browser fixture)
 from tests.support import png
@@ -29,23 +28,9 @@ DAG_ID = "e2e_ui_jobs"
 DOCS_IMAGES = Path(__file__).parents[2] / "docs" / "images"
 
 
-def scene(width: int = 640, height: int = 480) -> bytes:
-    """A photo-like JPEG (sky, sun, field, a red marker top-left) so the rotation shows in the thumbnails."""
-    image = Image.new("RGB", (width, height))
-    draw = ImageDraw.Draw(image)
-    for y in range(height):
-        draw.line([(0, y), (width, y)], fill=(40 + y * 100 // height, 120 + y * 80 // height, 220 - y * 60 // height))
-    draw.ellipse([width * 0.6, height * 0.15, width * 0.8, height * 0.15 + width * 0.2], fill=(255, 210, 60))
-    draw.rectangle([0, height * 0.75, width, height], fill=(60, 140, 70))
-    draw.rectangle([10, 10, 70, 40], fill=(220, 30, 30))
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=88)
-    return buffer.getvalue()
-
-
 @pytest.fixture(scope="module")
 def finished_run(deployment: Deployment, sts_emulator: Any) -> str:
-    sts_emulator.put_object(DEFAULT_BUCKET, "ui/deer.jpg", scene())
+    sts_emulator.put_object(DEFAULT_BUCKET, "ui/deer.jpg", sample_jpeg())
     sts_emulator.put_object(DEFAULT_BUCKET, "ui/cat.png", png(30, 20))
     for n in range(3):
         sts_emulator.put_object(DEFAULT_BUCKET, f"ui/batch/{n}.png", png(120 + 20 * n, 90, (40 * n, 110, 170)))
