@@ -32,12 +32,34 @@ def replace_triggerers(deployment) -> None:
         deployment.stop(name)
 
 
+#: DAGs scheduled by an ``AssetWatcher``: while unpaused, their watcher trigger runs in a triggerer.
+EVENT_DRIVEN_DAGS = ("example_cos_new_images", "e2e_cos_arrivals")
+
+
+def watcher_triggers(deployment) -> list[int]:
+    """Triggers no task waits on: the event-driven DAGs' watchers."""
+    rows = deployment.query(
+        "SELECT id FROM trigger WHERE id NOT IN (SELECT trigger_id FROM task_instance WHERE trigger_id IS NOT NULL)"
+    )
+    return [row[0] for row in rows]
+
+
 @pytest.fixture
 def two_triggerers(deployment):
-    """Replace the deployment's triggerers with ``a`` and ``b`` of capacity 3; their job ids; restored after."""
+    """Replace the deployment's triggerers with ``a`` and ``b`` of capacity 3; their job ids; restored after.
+
+    The event-driven DAGs are paused meanwhile: their watcher triggers would take a slot of
+    ``a`` or ``b`` and leave the test's six waits five places.
+    """
+    paused = {dag_id: deployment.api("GET", f"/dags/{dag_id}")["is_paused"] for dag_id in EVENT_DRIVEN_DAGS}
+    for dag_id in EVENT_DRIVEN_DAGS:
+        deployment.api("PATCH", f"/dags/{dag_id}", json={"is_paused": True})
+    wait_for("the asset watchers' triggers to go", lambda: not watcher_triggers(deployment), timeout=120)
     replace_triggerers(deployment)
     yield [deployment.start_triggerer(f"triggerer-{name}", "--capacity", str(CAPACITY)) for name in ("a", "b")]
     restore_triggerers(deployment)
+    for dag_id, was_paused in paused.items():
+        deployment.api("PATCH", f"/dags/{dag_id}", json={"is_paused": was_paused})
 
 
 def test_waits_spread_over_two_triggerers_and_move_when_one_dies(deployment, postgres, emulator, two_triggerers):
