@@ -277,17 +277,9 @@ class CloudInfiniteBatchPicProcessOperator(BaseOperator):
         return [{"input_object": key, "output_object": output_key(str(self.output_key_template), key)} for key in keys]
 
     def _list_keys(self, hook: CloudInfiniteHook, prefix: str) -> list[str]:
-        cos = hook.get_cos_client(self.region)
-        bucket = hook.settings().endpoint(self.bucket, self.region).bucket
-        keys: list[str] = []
-        marker = ""
-        while True:
-            page = cos.list_objects(Bucket=bucket, Prefix=prefix, Marker=marker, MaxKeys=1000)
-            contents = page.get("Contents", [])
-            keys.extend(item["Key"] for item in contents if item["Key"].lower().endswith(IMAGE_SUFFIXES))
-            if page.get("IsTruncated") != "true" or not contents:
-                return keys
-            marker = page.get("NextMarker") or contents[-1]["Key"]
+        """The images under ``prefix``: the hook's own signed listing, every page."""
+        listed = hook.list_objects(prefix, bucket=self.bucket, region=self.region)
+        return [obj["Key"] for obj in listed if obj["Key"].lower().endswith(IMAGE_SUFFIXES)]
 
     def _spec(self, pair: Mapping[str, str], user_data: str) -> dict[str, Any]:
         return {**{name: getattr(self, name) for name in SHARED_FIELDS}, **pair, "user_data": user_data}
