@@ -8,7 +8,7 @@ processes that know nothing of each other. Each process therefore keeps one limi
 * it starts at ``max_qps`` (the ceiling is known, unlike botocore's adaptive mode, which starts
   disabled until the first throttle) and spaces requests evenly, so no burst ever crosses it;
 * a throttled answer (503 ``SlowDown``, 429, ``RequestLimitExceeded``) cuts the rate to
-  ``BETA`` (0.7) of what was being sent (the measured send rate, if lower than the pace),
+  ``BETA`` (0.8) of what was being sent (the measured send rate, if lower than the pace),
   once per congestion event: answers to requests that were sent before the last cut, or
   that had their send slot before it (several callers wait on slots reserved at the old
   pace), are the same event and do not cut again; for ``RECOVERY_CAP`` seconds after a cut the pace never runs ahead
@@ -43,8 +43,9 @@ from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
-#: Multiplicative decrease on a throttle (botocore's ``_BETA``).
-BETA = 0.7
+#: Multiplicative decrease on a throttle (botocore's ``_BETA`` is 0.7: processes throttled together
+#: cut together, and 0.7 left four of them at 88 % of the account's limit in B5; 0.8, 94 %).
+BETA = 0.8
 #: CUBIC scale constant (botocore's ``_SCALE_CONSTANT``).
 SCALE = 0.4
 #: The rate never drops below this many requests per second (botocore's minimum fill rate).
@@ -59,11 +60,17 @@ WINDOW_GUARD = 1.015
 CATCH_UP = 0.1
 #: At most one "rate cut" warning per account and region in this many seconds.
 LOG_EVERY = 30.0
-#: The send rate actually achieved is measured over buckets this long, smoothed (botocore's
-#: ``RateClocker``): a cut must start from what was really sent, not from a ceiling a busy or
-#: slow process never reached, or it would cut nothing.
-MEASURE_BUCKET = 0.5
-SMOOTHING = 0.8
+#: The send rate actually achieved is measured over the sends of the last ``MEASURE_WINDOW``
+#: seconds since the last pause longer than ``MEASURE_GAP``, once there are at least
+#: ``MEASURE_MIN_SENDS`` of them: a cut must start from what was really sent, not from a
+#: ceiling a busy or slow process never reached, or it would cut nothing. (botocore smooths
+#: half-second buckets instead; a bucket that straddles an idle stretch and the start of a
+#: burst reads a few requests per second, and a cut from there starved every process of B5
+#: for seconds.) Recomputed at most every ``MEASURE_EVERY`` s.
+MEASURE_WINDOW = 1.0
+MEASURE_GAP = 0.25
+MEASURE_MIN_SENDS = 10
+MEASURE_EVERY = 0.05
 #: Seconds after a cut during which the pace stays within twice the measured send rate.
 RECOVERY_CAP = 30.0
 
@@ -92,9 +99,8 @@ class AdaptiveRateLimiter:
         self._next = -math.inf
         self._sent: deque[float] = deque(maxlen=self._window_cap())
         self._last_warning = -math.inf
-        self._measured = 0.0
-        self._bucket: float | None = None
-        self._bucket_count = 0
+        self._measured: float | None = None
+        self._measured_at = -math.inf
         #: Throttled answers seen, and how many of them cut the rate.
         self.throttles = 0
         self.cuts = 0
@@ -169,20 +175,23 @@ class AdaptiveRateLimiter:
                 return self._sent[0] + WINDOW_GUARD - now, 0.0
             self._sent.append(now)
             self.granted += 1
-            self._measure(now)
             return 0.0, now
 
-    def _measure(self, now: float) -> None:
-        """Count one send into the smoothed measured send rate."""
-        bucket = math.floor(now / MEASURE_BUCKET) * MEASURE_BUCKET
-        self._bucket_count += 1
-        if self._bucket is None:
-            self._bucket = bucket
-        elif bucket > self._bucket:
-            current = self._bucket_count / (bucket - self._bucket)
-            self._measured = current * SMOOTHING + self._measured * (1 - SMOOTHING)
-            self._bucket_count = 0
-            self._bucket = bucket
+    def _sent_rate(self, now: float) -> float | None:
+        """Requests per second really sent over the last ``MEASURE_WINDOW`` s; None with too few to tell."""
+        if now - self._measured_at >= MEASURE_EVERY:
+            self._measured_at = now
+            recent = 0
+            first = last = now
+            for sent in reversed(self._sent):
+                if now - sent > MEASURE_WINDOW or first - sent > MEASURE_GAP:
+                    break  # older than the window, or before a pause: idleness, not a send rate
+                last = last if recent else sent
+                first = sent
+                recent += 1
+            enough = recent >= MEASURE_MIN_SENDS and last > first
+            self._measured = (recent - 1) / (last - first) if enough else None
+        return self._measured
 
     # -- feedback ------------------------------------------------------------------------------
 
@@ -194,8 +203,10 @@ class AdaptiveRateLimiter:
                 return  # sent, or scheduled, before the last cut: the same event, already answered
             now = self.clock()
             rate = self._current_rate(now)
-            if self._measured:
-                rate = min(rate, self._measured)
+            self._measured_at = -math.inf  # measure now, not up to MEASURE_EVERY ago
+            measured = self._sent_rate(now)
+            if measured is not None:
+                rate = min(rate, measured)
             self._w_max = rate
             self._rate = max(MIN_RATE, rate * BETA)
             self._t_cut = now
@@ -220,8 +231,10 @@ class AdaptiveRateLimiter:
             return self._rate
         recovered = SCALE * (now - self._t_cut - self._k) ** 3 + self._w_max
         ceiling = self.max_qps
-        if self._measured and now - self._t_cut < RECOVERY_CAP:
-            ceiling = min(ceiling, max(2 * self._measured, MIN_RATE))
+        if now - self._t_cut < RECOVERY_CAP:
+            measured = self._sent_rate(now)
+            if measured is not None:
+                ceiling = min(ceiling, max(2 * measured, MIN_RATE))
         return min(ceiling, max(MIN_RATE, self._rate, recovered))
 
 

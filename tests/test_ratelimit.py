@@ -94,7 +94,7 @@ def test_a_throttle_cuts_the_rate_once_per_congestion_event(clock, caplog):
 
     assert (limiter.throttles, limiter.cuts) == (5, 1)
     assert limiter.rate == pytest.approx(100 * BETA)
-    assert len(caplog.records) == 1 and "70.0/s" in caplog.records[0].getMessage()
+    assert len(caplog.records) == 1 and f"{100 * BETA:.1f}/s" in caplog.records[0].getMessage()
     limiter.throttled(limiter.acquire())  # sent after the cut: a new event
     assert limiter.cuts == 2
     assert limiter.rate == pytest.approx(100 * BETA * BETA, rel=0.01)
@@ -129,6 +129,30 @@ def test_a_cut_starts_from_the_rate_really_sent_not_the_ceiling(clock):
     assert limiter.rate == pytest.approx(10 * BETA, rel=0.1)
 
 
+def test_a_burst_after_an_idle_stretch_is_measured_as_the_burst(clock):
+    """One request long ago, then a burst at full pace that gets throttled: the cut starts from
+    the burst's rate. (Half-second buckets read such a start as a few requests per second and
+    cut every process of B5 to ~3/s for seconds.)"""
+    limiter = AdaptiveRateLimiter(100, clock=clock)
+    limiter.acquire()
+    clock.sleep(0.4)
+    burst = [limiter.acquire() for _ in range(30)]
+
+    limiter.throttled(burst[-1])
+
+    assert limiter.rate == pytest.approx(100 / ratelimit.PACE_MARGIN * BETA, rel=0.02)
+
+
+def test_too_few_sends_to_measure_cut_from_the_pace(clock):
+    limiter = AdaptiveRateLimiter(100, clock=clock)
+    sends = [limiter.acquire() for _ in range(ratelimit.MEASURE_MIN_SENDS - 1)]
+    clock.sleep(0.5)
+
+    limiter.throttled(sends[-1])
+
+    assert limiter.rate == pytest.approx(100 * BETA)
+
+
 def test_the_rate_recovers_along_the_cubic_curve_up_to_max_qps(clock):
     limiter = AdaptiveRateLimiter(100, clock=clock)
     limiter.throttled(limiter.acquire())
@@ -141,7 +165,7 @@ def test_the_rate_recovers_along_the_cubic_curve_up_to_max_qps(clock):
     def cubic(t: float) -> float:
         return ratelimit.SCALE * (t - k) ** 3 + 100
 
-    assert rates[0] == pytest.approx(70)
+    assert rates[0] == pytest.approx(100 * BETA)
     assert rates == sorted(rates)  # never falls while nothing is throttled
     for step in (5, int(k / 0.2), int(k / 0.1) - 1):  # fast far below the old rate, slow near it
         assert rates[step] == pytest.approx(cubic(step * 0.1))
