@@ -37,7 +37,10 @@ from airflow_provider_ci.waiting import (
     timeout_fields,
 )
 
-CANCEL_ON_KILL_TIMEOUT = 20.0
+#: Seconds on_kill waits for the task's state, then for the cancel. Generous: the work is
+#: shielded and off the triggerer's path, and on a loaded deployment the state query (through
+#: the supervisor to the API server) took over 20 s, which left a job running that should stop.
+CANCEL_ON_KILL_TIMEOUT = 60.0
 #: Shielded on_kill work still running; a strong reference, as the event loop keeps only weak ones.
 _UNFINISHED: set[asyncio.Future[None]] = set()
 

@@ -126,7 +126,7 @@ def test_marking_a_deferred_task_failed_cancels_its_waiting_job(deployment, emul
     cancelled = wait_for(
         "the job to be cancelled",
         lambda: [j for j in jobs_for(emulator, "mark-failed/") if j["State"] == "Cancel"],
-        timeout=60,
+        timeout=150,  # on_kill may wait up to CANCEL_ON_KILL_TIMEOUT for the task's state
     )
     assert [j["JobId"] for j in cancelled] == [job["JobId"]]
     assert deployment.wait_for_run("e2e_deferred_jobs", run_id) == "failed"
