@@ -34,11 +34,15 @@ class LoopProbe:
 
     Lateness is what any other coroutine on the loop (a triggerer's heartbeat, another
     trigger) would suffer: the longest stretch the loop spent without coming back to it.
+    Each sample also records the loop thread's own CPU time over that stretch: a late wake-up
+    with little of it was the thread waiting (for a core, or for the GIL), not working.
     """
 
     def __init__(self, period: float = 0.005) -> None:
         self.period = period
         self.samples: list[tuple[float, float]] = []
+        #: Loop-thread CPU seconds over each sample's stretch, in the order of ``samples``.
+        self.cpu: list[float] = []
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -52,9 +56,10 @@ class LoopProbe:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            before = loop.time()
+            before, cpu = loop.time(), time.thread_time()
             await asyncio.sleep(self.period)
             self.samples.append((before, loop.time() - before - self.period))
+            self.cpu.append(time.thread_time() - cpu)
 
     def worst(self, after: float = -math.inf) -> float:
         """Worst lateness of the wake-ups that started sleeping at ``loop.time() >= after``."""
@@ -72,6 +77,16 @@ class LoopProbe:
             ),
             default=math.nan,
         )
+
+    def worst_apart_from_cpu(self, spans: Sequence[tuple[float, float]], longer_than: float = 0.005) -> float:
+        """Loop-thread CPU seconds during the wake-up :meth:`worst_apart_from` reports."""
+        stalls = [(start, start + took) for start, took in spans if took > longer_than]
+        candidates = [
+            (late, cpu)
+            for (at, late), cpu in zip(self.samples, self.cpu, strict=True)
+            if not any(start < at + self.period + late and end > at for start, end in stalls)
+        ]
+        return max(candidates, default=(math.nan, math.nan))[1]
 
     def worst_at(self) -> float:
         """``loop.time()`` at which the worst wake-up started sleeping."""
