@@ -189,7 +189,12 @@ class CloudInfiniteJobTrigger(BaseTrigger):
 
 class _JobWait(JobWatch):
     """One trigger's wait as the poller's subscriber: each answer is judged here, on the loop,
-    and the trigger is woken once, with its event (a Future set exactly once)."""
+    and the trigger is woken once, with its event (a Future set exactly once).
+
+    :param trigger: the waiting trigger (its job id, failure budget and events).
+    :param event: the Future its ``run()`` awaits; set with the one event, or the error that
+        judging an answer raised.
+    """
 
     __slots__ = ("event", "trigger")
 
