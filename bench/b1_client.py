@@ -91,6 +91,7 @@ async def main(job_ids: list[str], warm_id: str, interval: float, cap: float, fr
     await asyncio.gather(*pending, return_exceptions=True)
     await probe.stop()
     gc_generation, gc_pause = collections.longest()
+    stall_cpu, stall_process_cpu = probe.worst_apart_from_cpu(collections.spans)
     emit(
         started=started,
         ended=ended,
@@ -102,7 +103,8 @@ async def main(job_ids: list[str], warm_id: str, interval: float, cap: float, fr
         worst_block_at=probe.worst_at() - loop_start,
         worst_block_after_startup=probe.worst(loop_start + STARTUP),
         worst_block_without_gc=probe.worst_apart_from(collections.spans),
-        worst_block_without_gc_cpu=probe.worst_apart_from_cpu(collections.spans),
+        worst_block_without_gc_cpu=stall_cpu,
+        worst_block_without_gc_process_cpu=stall_process_cpu,
         p99_lateness=probe.percentile(99),
         client_creation_ms=client_ms,
         start_ms=start_ms,

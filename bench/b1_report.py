@@ -39,7 +39,13 @@ def _rows(results: list[ModeResult]) -> list[tuple[str, ...]]:
         row("… seconds after the waits started", child("worst_block_at", digits=2)),
         row(f"… worst after the first {STARTUP:g} s, ms", child("worst_block_after_startup", MS)),
         row("… worst apart from garbage collections, ms", child("worst_block_without_gc", MS)),
-        row("… … of which the loop thread ran, ms (CPU)", child("worst_block_without_gc_cpu", MS)),
+        row(
+            "… … CPU meanwhile, loop thread / whole process, ms",
+            lambda r: (
+                f"{num(r.child['worst_block_without_gc_cpu'] * MS)} / "
+                f"{num(r.child['worst_block_without_gc_process_cpu'] * MS)}"
+            ),
+        ),
         row(
             "… longest garbage collection, ms (generation)",
             lambda r: f"{num(r.child['gc_pause'] * MS)} ({r.child['gc_generation']})",
