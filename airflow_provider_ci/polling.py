@@ -106,6 +106,8 @@ class JobPoller:
         """
         for job_id in job_ids:
             others = self._subscribers_of(job_id)
+            if any(other is subscriber for other in others):
+                continue  # once per id, however often it is named
             self._subscribers[job_id] = (*others, subscriber) if others else subscriber
             self._where.setdefault(job_id, (bucket, region))
         if self._task is None or self._task.done():
