@@ -23,6 +23,7 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -112,7 +113,9 @@ class CloudInfiniteJobTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         loop = asyncio.get_running_loop()
         poller = poller_for(self.tencent_ci_conn_id, self.poll_interval, self._hook)
-        wait = _JobWait(self, loop.create_future())
+        # The wait judges answers (and logs) in the poller's task: under this task's context, which
+        # carries what the triggerer bound for this trigger (its lines go to its task's log by it).
+        wait = _JobWait(self, loop.create_future(), contextvars.copy_context())
         poller.subscribe(wait, self.job_id, bucket=self.bucket, region=self.region)
         try:
             if self.end_time is None:
@@ -194,21 +197,28 @@ class _JobWait(JobWatch):
     :param trigger: the waiting trigger (its job id, failure budget and events).
     :param event: the Future its ``run()`` awaits; set with the one event, or the error that
         judging an answer raised.
+    :param context: the trigger task's context, which every answer is judged (and logged) in:
+        the triggerer routes a log line to its trigger's task log by what it bound there.
     """
 
-    __slots__ = ("event", "trigger")
+    __slots__ = ("context", "event", "trigger")
 
-    def __init__(self, trigger: CloudInfiniteJobTrigger, event: asyncio.Future[TriggerEvent]) -> None:
+    def __init__(
+        self, trigger: CloudInfiniteJobTrigger, event: asyncio.Future[TriggerEvent], context: contextvars.Context
+    ) -> None:
         # The class's logger (same name as ``trigger.log``), not one built per trigger: each
         # would hold half a dozen objects for as long as its wait lasts. The triggerer routes
         # a line to its task's log by the context it binds per trigger, not by logger object.
         super().__init__(trigger.job_id, type(trigger).logger(), trigger.max_consecutive_failures)
         self.trigger = trigger
         self.event = event
+        self.context = context
 
     def offer(self, job_id: str, answer: Answer, /) -> None:
-        if self.event.done():
-            return
+        if not self.event.done():
+            self.context.run(self._offer, answer)
+
+    def _offer(self, answer: Answer) -> None:
         try:
             event = self._judge(answer)
         except Exception as exc:  # a bug here must reach the trigger, not stall the poller
