@@ -27,7 +27,7 @@ pytestmark = pytest.mark.asyncio
 WAITS = 300
 INTERVAL = 0.5
 #: Tracked objects per wait, harness included (its task, coroutine, the trigger, its run()
-#: generator and their weak references: 8). Measured 12; a Queue, a Future and a coroutine per
+#: generator and their weak references: 8). Measured 13; a Queue, a Future and a coroutine per
 #: round and per wait, a JobWatch with its own set and a logger per trigger made it 29.
 MAX_TRACKED_PER_WAIT = 15
 #: Tracked objects per wait still alive after poll rounds (measured 1.3 to 2.3, the in-process
