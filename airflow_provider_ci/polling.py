@@ -15,9 +15,16 @@ connection's own rule (:meth:`ConnectionSettings.endpoint`), at each round: a tr
 connection's region explicitly and one leaving it to the connection share their requests. A job
 id is asked for where its first waiter said (job ids are unique to their bucket).
 
-Answers are handed to the waiting triggers at most ``DELIVER_SLICE`` at a time, one slice per
-pass of the event loop: ten thousand triggers woken in one pass (each logging its first state)
-would hold the loop for a noticeable fraction of a second.
+A subscriber is anything with ``offer(job_id, answer)``, called on the loop for every answer.
+The single-job trigger's subscriber decides in place and wakes its trigger only once, with the
+event; the batch trigger subscribes an :class:`AnswerQueue`. No wait gets a Future, a timer or
+a task per round: with ten thousand waits, per-round objects that live until the next round are
+promoted to the garbage collector's oldest generation, and its collections scan the whole
+triggerer (docs/scaling.md).
+
+Answers are handed over at most ``DELIVER_SLICE`` at a time, one slice per pass of the event
+loop: ten thousand answers handed over in one pass (each first state logged) would hold the loop
+for a noticeable fraction of a second.
 
 The service's largest batch is undocumented. A batch refused as too large (414, or 400
 ``InvalidArgument``) is split in two and both halves are asked again at once; the poller then
@@ -32,7 +39,7 @@ import logging
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from airflow_provider_ci.exceptions import CloudInfiniteJobNotFoundError, CloudInfiniteServiceError
 from airflow_provider_ci.hooks.ci import CloudInfiniteHook
@@ -52,6 +59,20 @@ PollerKey = tuple[str, float]
 #: A wait's own ``bucket`` and ``region`` arguments, before the connection's defaults apply.
 Where = tuple[str | None, str | None]
 
+
+class Subscriber(Protocol):
+    """What the poller hands answers to, on the loop; it must not block or raise."""
+
+    def offer(self, job_id: str, answer: Answer, /) -> None: ...
+
+
+class AnswerQueue(asyncio.Queue[tuple[str, Answer]]):
+    """A subscriber that queues ``(job_id, answer)`` for a consumer that awaits them one by one."""
+
+    def offer(self, job_id: str, answer: Answer, /) -> None:
+        self.put_nowait((job_id, answer))
+
+
 _POLLERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[PollerKey, JobPoller]] = weakref.WeakKeyDictionary()
 
 
@@ -64,7 +85,9 @@ class JobPoller:
         self.rounds = 0
         #: The most ids per request the service accepted after refusing more (None: no refusal yet).
         self.batch_limit: int | None = None
-        self._subscribers: dict[str, set[asyncio.Queue[tuple[str, Answer]]]] = {}
+        #: job id -> its subscriber, or a tuple of them when several wait for it (rare: one
+        #: object fewer per wait, of ten thousand).
+        self._subscribers: dict[str, Subscriber | tuple[Subscriber, ...]] = {}
         self._where: dict[str, Where] = {}
         self._task: asyncio.Task[None] | None = None
         self._outbox: deque[tuple[str, Answer]] = deque()
@@ -74,33 +97,51 @@ class JobPoller:
     def interval(self) -> float:
         return self.key[1]
 
+    def subscribe(
+        self, subscriber: Subscriber, *job_ids: str, bucket: str | None = None, region: str | None = None
+    ) -> None:
+        """Hand ``subscriber`` an answer for each of ``job_ids`` every round, until :meth:`drop`.
+
+        ``bucket``/``region`` are the wait's own (None: the connection's).
+        """
+        for job_id in job_ids:
+            others = self._subscribers_of(job_id)
+            if any(other is subscriber for other in others):
+                continue  # once per id, however often it is named
+            self._subscribers[job_id] = (*others, subscriber) if others else subscriber
+            self._where.setdefault(job_id, (bucket, region))
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"ci-poller-{self.key}")
+
     @contextlib.asynccontextmanager
     async def subscription(
         self, *job_ids: str, bucket: str | None = None, region: str | None = None
-    ) -> AsyncIterator[asyncio.Queue[tuple[str, Answer]]]:
+    ) -> AsyncIterator[AnswerQueue]:
         """A queue of ``(job_id, answer)``, one per id each round, for as long as the block runs.
 
         ``bucket``/``region`` are the wait's own (None: the connection's). :meth:`drop` stops
         asking for an id early (a job that is over).
         """
-        queue: asyncio.Queue[tuple[str, Answer]] = asyncio.Queue()
-        for job_id in job_ids:
-            self._subscribers.setdefault(job_id, set()).add(queue)
-            self._where.setdefault(job_id, (bucket, region))
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"ci-poller-{self.key}")
+        queue = AnswerQueue()
+        self.subscribe(queue, *job_ids, bucket=bucket, region=region)
         try:
             yield queue
         finally:
             self.drop(queue, *job_ids)
 
-    def drop(self, queue: asyncio.Queue[tuple[str, Answer]], *job_ids: str) -> None:
+    def drop(self, subscriber: Subscriber, *job_ids: str) -> None:
+        """Stop handing ``subscriber`` answers for ``job_ids``; an id nobody waits for is no longer asked."""
         for job_id in job_ids:
-            queues = self._subscribers.get(job_id, set())
-            queues.discard(queue)
-            if not queues:
+            rest = tuple(other for other in self._subscribers_of(job_id) if other is not subscriber)
+            if rest:
+                self._subscribers[job_id] = rest if len(rest) > 1 else rest[0]
+            else:
                 self._subscribers.pop(job_id, None)
                 self._where.pop(job_id, None)
+
+    def _subscribers_of(self, job_id: str) -> tuple[Subscriber, ...]:
+        found = self._subscribers.get(job_id, ())
+        return found if isinstance(found, tuple) else (found,)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -127,13 +168,23 @@ class JobPoller:
             return
         size = min(settings.poll_batch_size, self.batch_limit or settings.poll_batch_size)
         groups: dict[Where, list[str]] = {}
+        unreachable: dict[str, Answer] = {}
+        resolved: dict[Where, Where | Exception] = {}  # a few distinct (bucket, region) among many waits
         for job_id in ids:
-            try:
-                endpoint = settings.endpoint(*self._where.get(job_id, (None, None)))
-            except Exception as exc:  # no bucket or region to ask: this wait hears why
-                self._deliver({job_id: exc})
-                continue
-            groups.setdefault((endpoint.bucket, endpoint.region), []).append(job_id)
+            where = self._where.get(job_id, (None, None))
+            target = resolved.get(where)
+            if target is None:
+                try:
+                    endpoint = settings.endpoint(*where)
+                    target = resolved[where] = (endpoint.bucket, endpoint.region)
+                except Exception as exc:  # no bucket or region to ask: these waits hear why
+                    target = resolved[where] = exc
+            if isinstance(target, Exception):
+                unreachable[job_id] = target
+            else:
+                groups.setdefault(target, []).append(job_id)
+        if unreachable:
+            self._deliver(unreachable)
         chunks = iter(
             [(where, group[i : i + size]) for where, group in groups.items() for i in range(0, len(group), size)]
         )
@@ -181,9 +232,9 @@ class JobPoller:
         while outbox:
             for _ in range(min(DELIVER_SLICE, len(outbox))):
                 job_id, answer = outbox.popleft()
-                for queue in self._subscribers.get(job_id, ()):
-                    queue.put_nowait((job_id, answer))
-            await asyncio.sleep(0)  # the woken triggers run before the next slice
+                for subscriber in self._subscribers_of(job_id):
+                    subscriber.offer(job_id, answer)
+            await asyncio.sleep(0)  # what the slice woke runs before the next one
 
 
 def _too_large(exc: CloudInfiniteServiceError) -> bool:

@@ -7,7 +7,10 @@
   a wait on a blip would fail the task, and a retry of it would bill a second job. The
   trigger, the batch trigger and the poke-mode sensor all count with it.
 * :class:`JobWatch` feeds one job's polls through both, and logs a state the first time it is
-  seen (not every poll).
+  seen (not every poll). It keeps the last JobsDetail as bytes, not as the nested dicts: a
+  triggerer holding ten thousand waits would otherwise keep ten thousand detail trees alive
+  from one round to the next, every one of them promoted to the garbage collector's oldest
+  generation, which then scans the whole process (docs/scaling.md).
 * :func:`failure_fields` and :func:`event_error` are the one mapping from a failed poll or a
   trigger's event to what the task raises, so operator, sensor and batch operator agree.
 * :func:`wait_limit` is the one deadline rule: the wait never outlives ``execution_timeout``,
@@ -16,6 +19,7 @@
 
 from __future__ import annotations
 
+import marshal
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
@@ -141,7 +145,7 @@ class Log(Protocol):
     def warning(self, msg: Any, /, *args: Any) -> Any: ...
 
 
-@dataclass
+@dataclass(slots=True)
 class PollFailures:
     """Failed polls in a row of one wait; see the module docstring for the policy."""
 
@@ -172,25 +176,43 @@ class PollFailures:
         return f"{self.count} polls in a row failed; last: {exc}" if self.count else str(exc)
 
 
-@dataclass
+@dataclass(slots=True)
 class JobWatch:
+    """One job's polls: the failure policy, the states seen (each logged once), the last detail."""
+
     job_id: str
     log: Log
     max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES
-    last: dict[str, Any] | None = None
-    failures: PollFailures = field(init=False)
-    _seen: set[str | None] = field(default_factory=set)
+    #: Made at the first failed poll: most waits never have one.
+    _failures: PollFailures | None = field(default=None, init=False)
+    #: The last JobsDetail, marshalled: bytes are not tracked by the garbage collector.
+    _last: bytes | dict[str, Any] | None = field(default=None, init=False)
+    #: States seen so far; a tuple of strings, which the garbage collector stops tracking.
+    _seen: tuple[str | None, ...] = field(default=(), init=False)
 
-    def __post_init__(self) -> None:
-        self.failures = PollFailures(self.max_consecutive_failures)
+    @property
+    def failures(self) -> PollFailures:
+        """The failure policy's count of this wait's failed polls."""
+        if self._failures is None:
+            self._failures = PollFailures(self.max_consecutive_failures)
+        return self._failures
+
+    @property
+    def last(self) -> dict[str, Any] | None:
+        """The last JobsDetail observed (a fresh copy), or None before the first."""
+        if isinstance(self._last, bytes):
+            detail: dict[str, Any] = marshal.loads(self._last)
+            return detail
+        return self._last
 
     def observe(self, detail: dict[str, Any]) -> str:
         """Record a successful poll; return :func:`classify` of it."""
-        self.failures.reset()
-        self.last = detail
+        if self._failures is not None:
+            self._failures.reset()
+        self._last = _compact(detail)
         state = detail.get("State")
         if state not in self._seen:
-            self._seen.add(state)
+            self._seen = (*self._seen, state)
             self._log_state(state)
         return classify(detail)
 
@@ -223,3 +245,12 @@ class JobWatch:
             self.log.warning("CI job %s is in state %r, unknown to this provider; still waiting", self.job_id, state)
         else:
             self.log.info("CI job %s ended %s", self.job_id, state)
+
+
+def _compact(detail: dict[str, Any]) -> bytes | dict[str, Any]:
+    """``detail`` as marshal bytes (decoded answers are only dicts, lists, strings, numbers,
+    booleans and None); anything marshal refuses is kept as it is."""
+    try:
+        return marshal.dumps(detail)
+    except ValueError:
+        return detail

@@ -60,12 +60,14 @@ def client_creation_ms() -> float:
     return (time.perf_counter() - began) * 1000
 
 
-async def main(job_ids: list[str], warm_id: str, interval: float, cap: float) -> None:
+async def main(job_ids: list[str], warm_id: str, interval: float, cap: float, freeze: bool = False) -> None:
     # Warm-up on a finished job, on another interval (so another poller): imports, the
     # connection read and lazy initialisation are one-off costs, not per-wait ones.
     await first_event(CloudInfiniteJobTrigger(job_id=warm_id, poll_interval=interval / 2))
     client_ms = client_creation_ms()
     gc.collect()
+    if freeze:  # a deployment's choice at triggerer start-up, never the provider's (docs/scaling.md)
+        gc.freeze()
     rss_before = rss_kb()
     loop = asyncio.get_running_loop()
     probe = LoopProbe()
@@ -89,6 +91,7 @@ async def main(job_ids: list[str], warm_id: str, interval: float, cap: float) ->
     await asyncio.gather(*pending, return_exceptions=True)
     await probe.stop()
     gc_generation, gc_pause = collections.longest()
+    stall_cpu, stall_process_cpu = probe.worst_apart_from_cpu(collections.spans)
     emit(
         started=started,
         ended=ended,
@@ -100,11 +103,14 @@ async def main(job_ids: list[str], warm_id: str, interval: float, cap: float) ->
         worst_block_at=probe.worst_at() - loop_start,
         worst_block_after_startup=probe.worst(loop_start + STARTUP),
         worst_block_without_gc=probe.worst_apart_from(collections.spans),
+        worst_block_without_gc_cpu=stall_cpu,
+        worst_block_without_gc_process_cpu=stall_process_cpu,
         p99_lateness=probe.percentile(99),
         client_creation_ms=client_ms,
         start_ms=start_ms,
         gc_pause=gc_pause,
         gc_generation=gc_generation,
+        full_collections=sum(generation == 2 for generation, _ in collections.pauses),
         events=[task.result() for task in done],
     )
 
@@ -115,5 +121,6 @@ if __name__ == "__main__":
     parser.add_argument("--warm", required=True, help="a finished job, waited for first")
     parser.add_argument("--interval", type=float, required=True)
     parser.add_argument("--cap", type=float, required=True, help="give up on waits still open after this many s")
+    parser.add_argument("--freeze", action="store_true", help="gc.freeze() after start-up, as a deployment may")
     args = parser.parse_args()
-    asyncio.run(main(json.loads(args.ids.read_text()), args.warm, args.interval, args.cap))
+    asyncio.run(main(json.loads(args.ids.read_text()), args.warm, args.interval, args.cap, args.freeze))

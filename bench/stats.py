@@ -34,11 +34,17 @@ class LoopProbe:
 
     Lateness is what any other coroutine on the loop (a triggerer's heartbeat, another
     trigger) would suffer: the longest stretch the loop spent without coming back to it.
+    Each sample also records the loop thread's own CPU time over that stretch: a late wake-up
+    with little of it was the thread waiting (for a core, or for the GIL), not working.
     """
 
     def __init__(self, period: float = 0.005) -> None:
         self.period = period
         self.samples: list[tuple[float, float]] = []
+        #: Loop-thread CPU seconds over each sample's stretch, in the order of ``samples``.
+        self.cpu: list[float] = []
+        #: The whole process's CPU seconds (every thread) over each sample's stretch.
+        self.process_cpu: list[float] = []
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -52,9 +58,11 @@ class LoopProbe:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            before = loop.time()
+            before, cpu, process_cpu = loop.time(), time.thread_time(), time.process_time()
             await asyncio.sleep(self.period)
             self.samples.append((before, loop.time() - before - self.period))
+            self.cpu.append(time.thread_time() - cpu)
+            self.process_cpu.append(time.process_time() - process_cpu)
 
     def worst(self, after: float = -math.inf) -> float:
         """Worst lateness of the wake-ups that started sleeping at ``loop.time() >= after``."""
@@ -72,6 +80,19 @@ class LoopProbe:
             ),
             default=math.nan,
         )
+
+    def worst_apart_from_cpu(
+        self, spans: Sequence[tuple[float, float]], longer_than: float = 0.005
+    ) -> tuple[float, float]:
+        """(loop thread, whole process) CPU seconds during the wake-up :meth:`worst_apart_from` reports."""
+        stalls = [(start, start + took) for start, took in spans if took > longer_than]
+        candidates = [
+            (late, cpu, process_cpu)
+            for (at, late), cpu, process_cpu in zip(self.samples, self.cpu, self.process_cpu, strict=True)
+            if not any(start < at + self.period + late and end > at for start, end in stalls)
+        ]
+        _, cpu, process_cpu = max(candidates, default=(math.nan, math.nan, math.nan))
+        return cpu, process_cpu
 
     def worst_at(self) -> float:
         """``loop.time()`` at which the worst wake-up started sleeping."""

@@ -167,3 +167,32 @@ async def test_waits_share_requests_per_resolved_endpoint(hook, ci_emulator):
     assert not tasks[0].done() and not tasks[1].done()
     ci_emulator.resume_queue()
     assert [(await asyncio.wait_for(t, 20))["status"] for t in tasks[:2]] == ["success", "success"]
+
+
+async def test_each_wait_logs_in_its_own_trigger_task_context(hook, ci_emulator, monkeypatch):
+    """The triggerer sends a log line to a trigger's task log by the context it bound in that
+    trigger's task; answers are judged in the poller's task, so they must be judged under it."""
+    import contextvars
+
+    bound: contextvars.ContextVar[str] = contextvars.ContextVar("bound_trigger")
+    lines: list[tuple[str, str]] = []
+
+    class Recording:
+        def info(self, msg, *args):
+            lines.append((bound.get("nobody's"), args[0]))
+
+        debug = warning = info
+
+    monkeypatch.setattr(CloudInfiniteJobTrigger, "logger", classmethod(lambda cls: Recording()))
+    ids = await submit_many(hook, 5)
+
+    async def as_the_triggerer_runs_it(job_id: str) -> dict:
+        bound.set(job_id)  # what run_trigger binds (trigger_id, ti_id, ...) before running the trigger
+        async for event in CloudInfiniteJobTrigger(job_id=job_id, poll_interval=INTERVAL).run():
+            return event.payload
+        raise AssertionError("no event")
+
+    events = await asyncio.wait_for(asyncio.gather(*(as_the_triggerer_runs_it(job_id) for job_id in ids)), 30)
+    assert {event["status"] for event in events} == {"success"}
+    assert {job_id for _, job_id in lines} == set(ids)  # every wait logged its states
+    assert all(context == job_id for context, job_id in lines), lines

@@ -98,28 +98,31 @@ class CloudInfiniteBatchJobTrigger(BaseTrigger):
         failures: dict[str, PollFailures] = {}
         pending = set(self.job_ids)
         progress = Progress(len(pending), "CI jobs over", every=self.log_every)
+        loop = asyncio.get_running_loop()
+        # One deadline for the whole wait (wall clock, read now), not a timer and a task per answer.
+        deadline = None if self.end_time is None else loop.time() + max(0.0, self.end_time - time.time())
         async with poller.subscription(*pending, bucket=self.bucket, region=self.region) as answers:
-            while pending:
-                left = None if self.end_time is None else max(0.0, self.end_time - time.time())
-                try:
-                    job_id, answer = await asyncio.wait_for(answers.get(), left)
-                except TimeoutError:
-                    yield TriggerEvent(
-                        {"status": "timeout", "succeeded": succeeded, "failed": failed, "pending": sorted(pending)}
-                    )
-                    return
-                if job_id not in pending:
-                    continue
-                outcome = self._outcome(job_id, answer, failures)
-                if outcome is None:
-                    continue
-                pending.discard(job_id)
-                poller.drop(answers, job_id)
-                progress.step()
-                if isinstance(outcome, dict):
-                    failed[job_id] = outcome
-                else:
-                    succeeded.append(job_id)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    while pending:
+                        job_id, answer = await answers.get()
+                        if job_id not in pending:
+                            continue
+                        outcome = self._outcome(job_id, answer, failures)
+                        if outcome is None:
+                            continue
+                        pending.discard(job_id)
+                        poller.drop(answers, job_id)
+                        progress.step()
+                        if isinstance(outcome, dict):
+                            failed[job_id] = outcome
+                        else:
+                            succeeded.append(job_id)
+            except TimeoutError:
+                yield TriggerEvent(
+                    {"status": "timeout", "succeeded": succeeded, "failed": failed, "pending": sorted(pending)}
+                )
+                return
         yield TriggerEvent({"status": "success", "succeeded": succeeded, "failed": failed, "pending": []})
 
     def _outcome(self, job_id: str, answer: Any, failures: dict[str, PollFailures]) -> str | dict[str, Any] | None:

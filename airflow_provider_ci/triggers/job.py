@@ -12,6 +12,10 @@ Decisions worth knowing:
   ``max_consecutive_failures`` failed polls in a row do, with the last error in the event
   (the hook already retries each request). Ending the wait on a blip would fail the task,
   and a retry would bill a second job.
+* The trigger sleeps once for its whole wait: the poller hands each round's answer to a
+  :class:`_JobWait`, which decides on the loop and wakes the trigger only with its event. A
+  Queue, a Future and a timer per round and per wait are what made ten thousand waits slow
+  (garbage collections of the whole triggerer, docs/scaling.md).
 * Every outcome is an event, never an exception: an exception resumes the task through
   ``__fail__`` without calling ``execute_complete``, which then cannot cancel or explain.
 """
@@ -19,6 +23,7 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -109,32 +114,26 @@ class CloudInfiniteJobTrigger(BaseTrigger):
         return TriggerEvent({"status": status, **fields, "job_id": self.job_id})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        loop = asyncio.get_running_loop()
         poller = poller_for(self.tencent_ci_conn_id, self.poll_interval, self._hook)
-        async with poller.subscription(self.job_id, bucket=self.bucket, region=self.region) as answers:
-            yield await self._wait(answers)
-
-    async def _wait(self, answers: asyncio.Queue[tuple[str, Answer]]) -> TriggerEvent:
-        watch = JobWatch(self.job_id, self.log, self.max_consecutive_failures)
-        while True:
-            try:
-                _, answer = await asyncio.wait_for(answers.get(), self._time_left())
-            except TimeoutError:
-                return self._event("timeout", **timeout_fields(self.job_id, watch.last), detail=watch.last)
-            if isinstance(answer, CloudInfiniteJobNotFoundError):
-                return self._event("error", code="NoSuchJob", message=f"CI does not know job {self.job_id}")
-            if isinstance(answer, Exception):
-                if watch.failed_poll(answer):
-                    fields = {**failure_fields(answer), "message": watch.failures.describe(answer)}
-                    return self._event("error", **fields, detail=watch.last)
-                continue
-            outcome = watch.observe(answer)
-            if outcome == SUCCESS:
-                return self._event("success", detail=answer)
-            if outcome == FAILURE:
-                return self._event("error", **failure_fields(answer), detail=answer)
-
-    def _time_left(self) -> float | None:
-        return None if self.end_time is None else max(0.0, self.end_time - time.time())
+        # The wait judges answers (and logs) in the poller's task: under this task's context, which
+        # carries what the triggerer bound for this trigger (its lines go to its task's log by it).
+        wait = _JobWait(self, loop.create_future(), contextvars.copy_context())
+        poller.subscribe(wait, self.job_id, bucket=self.bucket, region=self.region)
+        try:
+            if self.end_time is None:
+                event = await wait.event
+            else:
+                try:
+                    # Once per wait, not per round; the deadline is wall clock, read now.
+                    async with asyncio.timeout(max(0.0, self.end_time - time.time())):
+                        event = await wait.event
+                except TimeoutError:
+                    last = wait.last
+                    event = self._event("timeout", **timeout_fields(self.job_id, last), detail=last)
+        finally:
+            poller.drop(wait, self.job_id)
+        yield event
 
     async def on_kill(self) -> None:
         """Cancel the job when a user fails or clears the deferred task (Airflow 3.3+); best effort.
@@ -192,3 +191,58 @@ class CloudInfiniteJobTrigger(BaseTrigger):
                 "Not cancelling CI job %s: its task is still deferred (moved to another triggerer)", self.job_id
             )
         return bool(waiting)
+
+
+class _JobWait(JobWatch):
+    """One trigger's wait as the poller's subscriber: each answer is judged here, on the loop,
+    and the trigger is woken once, with its event (a Future set exactly once).
+
+    :param trigger: the waiting trigger (its job id, failure budget and events).
+    :param event: the Future its ``run()`` awaits; set with the one event, or the error that
+        judging an answer raised.
+    :param context: the trigger task's context, which every answer is judged (and logged) in:
+        the triggerer routes a log line to its trigger's task log by what it bound there.
+    """
+
+    __slots__ = ("context", "event", "trigger")
+
+    def __init__(
+        self, trigger: CloudInfiniteJobTrigger, event: asyncio.Future[TriggerEvent], context: contextvars.Context
+    ) -> None:
+        # The class's logger (same name as ``trigger.log``), not one built per trigger: each
+        # would hold half a dozen objects for as long as its wait lasts. The triggerer routes
+        # a line to its task's log by the context it binds per trigger, not by logger object.
+        super().__init__(trigger.job_id, type(trigger).logger(), trigger.max_consecutive_failures)
+        self.trigger = trigger
+        self.event = event
+        self.context = context
+
+    def offer(self, job_id: str, answer: Answer, /) -> None:
+        if not self.event.done():
+            self.context.run(self._offer, answer)
+
+    def _offer(self, answer: Answer) -> None:
+        try:
+            event = self._judge(answer)
+        except Exception as exc:  # a bug here must reach the trigger, not stall the poller
+            self.event.set_exception(exc)
+            return
+        if event is not None:
+            self.event.set_result(event)
+
+    def _judge(self, answer: Answer) -> TriggerEvent | None:
+        """The event this answer ends the wait with, or None while it goes on."""
+        trigger = self.trigger
+        if isinstance(answer, CloudInfiniteJobNotFoundError):
+            return trigger._event("error", code="NoSuchJob", message=f"CI does not know job {self.job_id}")
+        if isinstance(answer, Exception):
+            if self.failed_poll(answer):
+                fields = {**failure_fields(answer), "message": self.failures.describe(answer)}
+                return trigger._event("error", **fields, detail=self.last)
+            return None
+        outcome = self.observe(answer)
+        if outcome == SUCCESS:
+            return trigger._event("success", detail=answer)
+        if outcome == FAILURE:
+            return trigger._event("error", **failure_fields(answer), detail=answer)
+        return None
