@@ -23,7 +23,7 @@ So several uncoordinated processes each back off when the account's limit is hit
 back up, converging on a fair share of it instead of storming it (see docs/scaling.md).
 
 The limiter hands out send times (a schedule, so sleeping late never loosens it; slots missed
-in the last ``CATCH_UP`` seconds may be used late) and also
+in the last ``CATCH_UP`` seconds may be used late, spread out) and also
 keeps the actual send times of the last ``max_qps`` requests: no window of ``WINDOW_GUARD``
 seconds ever holds more than ``max_qps``, which leaves room for network jitter between here
 and the service's own 1 s window. Its state is guarded by a ``threading.Lock`` held for
@@ -56,8 +56,13 @@ PACE_MARGIN = 1.015
 WINDOW_GUARD = 1.015
 #: Slots missed while every caller was busy (all requests in flight, a loaded machine) may be
 #: used late, up to this many seconds' worth: otherwise a few ms of lateness per request would
-#: be lost for good and the achieved rate would sag well below the rate paced at.
+#: be lost for good and the achieved rate would sag well below the rate paced at. They are
+#: caught up at ``1 / CATCH_UP_SPACING`` times the pace, never back to back, and a limiter
+#: that sat idle starts afresh: a burst is not only bunched at the service when it is sent, it
+#: comes back through the window guard one second later, and every second after that (B2 saw
+#: ten submits bunched at every hundredth, and the service refusing one).
 CATCH_UP = 0.1
+CATCH_UP_SPACING = 0.5
 #: At most one "rate cut" warning per account and region in this many seconds.
 LOG_EVERY = 30.0
 #: The send rate actually achieved is measured over the sends of the last ``MEASURE_WINDOW``
@@ -97,6 +102,8 @@ class AdaptiveRateLimiter:
         self._event_until = -math.inf
         self._k = 0.0
         self._next = -math.inf
+        #: When the last slot handed out comes, or came (late slots are spaced from it).
+        self._last_slot = -math.inf
         self._sent: deque[float] = deque(maxlen=self._window_cap())
         self._last_warning = -math.inf
         self._measured: float | None = None
@@ -157,14 +164,18 @@ class AdaptiveRateLimiter:
 
         Slots are handed out first come, first served, spaced at the current rate, so waiters
         never all wake at once and a caller that oversleeps does not push the others back;
-        slots nobody took in the last ``CATCH_UP`` seconds may still be taken (the window guard
-        of :meth:`_release` still bounds every second).
+        slots nobody took in the last ``CATCH_UP`` seconds may still be taken, at most
+        ``CATCH_UP_SPACING`` of a slot apart (the window guard of :meth:`_release` still bounds
+        every second).
         """
         with self._lock:
             now = self.clock()
-            slot = max(self._next, now - CATCH_UP)
-            self._next = slot + PACE_MARGIN / self._current_rate(now)
-            return max(0.0, slot - now)
+            interval = PACE_MARGIN / self._current_rate(now)
+            scheduled = self._next if self._next >= now - CATCH_UP else now  # idle: start afresh
+            self._next = scheduled + interval
+            slot = max(scheduled, self._last_slot + CATCH_UP_SPACING * interval, now)
+            self._last_slot = slot
+            return slot - now
 
     def _release(self) -> tuple[float, float]:
         """``(0, now)`` and the send recorded, unless ``max_qps`` sends already fall within

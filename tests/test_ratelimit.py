@@ -83,6 +83,31 @@ def test_callers_that_oversleep_do_not_loosen_the_window(clock):
     assert max_in_window(sends, 1.0) <= 50
 
 
+def test_callers_arriving_together_after_idling_are_paced_not_let_go_at_once(clock):
+    limiter = AdaptiveRateLimiter(100, clock=clock)
+    limiter.acquire()
+    clock.sleep(10)  # idle: the slots of the last CATCH_UP seconds were nobody's to catch up
+
+    waits = [limiter._reserve() for _ in range(10)]
+
+    interval = ratelimit.PACE_MARGIN / 100
+    assert waits == pytest.approx([n * interval for n in range(10)])
+
+
+def test_late_callers_catch_up_at_twice_the_pace_never_back_to_back(clock):
+    limiter = AdaptiveRateLimiter(100, clock=clock)
+    interval = ratelimit.PACE_MARGIN / 100
+    limiter.acquire()
+    clock.sleep(5 * interval)  # every caller was busy: four slots went by unused
+
+    waits = [limiter._reserve() for _ in range(12)]
+
+    gaps = [b - a for a, b in zip(waits, waits[1:])]
+    assert min(gaps) == pytest.approx(ratelimit.CATCH_UP_SPACING * interval)  # spread, not a burst
+    assert waits[-1] == pytest.approx((12 - 5) * interval)  # the missed slots were all used
+    assert gaps[-1] == pytest.approx(interval)  # and then back on the pace
+
+
 def test_a_throttle_cuts_the_rate_once_per_congestion_event(clock, caplog):
     limiter = AdaptiveRateLimiter(100, name="AKIDtest…/ap-x", clock=clock)
     in_flight = [limiter.acquire() for _ in range(5)]
