@@ -8,6 +8,7 @@ jobs, requests and refusals.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 
 import pytest
@@ -102,7 +103,7 @@ def test_late_callers_catch_up_at_twice_the_pace_never_back_to_back(clock):
 
     waits = [limiter._reserve() for _ in range(12)]
 
-    gaps = [b - a for a, b in zip(waits, waits[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(waits)]
     assert min(gaps) == pytest.approx(ratelimit.CATCH_UP_SPACING * interval)  # spread, not a burst
     assert waits[-1] == pytest.approx((12 - 5) * interval)  # the missed slots were all used
     assert gaps[-1] == pytest.approx(interval)  # and then back on the pace
