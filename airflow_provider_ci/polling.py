@@ -22,9 +22,10 @@ a task per round: with ten thousand waits, per-round objects that live until the
 promoted to the garbage collector's oldest generation, and its collections scan the whole
 triggerer (docs/scaling.md).
 
-Answers are handed over at most ``DELIVER_SLICE`` at a time, one slice per pass of the event
-loop: ten thousand answers handed over in one pass (each first state logged) would hold the loop
-for a noticeable fraction of a second.
+Answers are handed over in slices of at most ``DELIVER_SLICE`` answers and ``SLICE_SECONDS`` of
+the loop's time, one slice per pass of the event loop: ten thousand answers handed over in one
+pass (each first state logged) would hold the loop for a noticeable fraction of a second, and a
+count alone does not bound a slice whose log lines are slow to write (B6 saw ten take 130 ms).
 
 The service's largest batch is undocumented. A batch refused as too large (414, or 400
 ``InvalidArgument``) is split in two and both halves are asked again at once; the poller then
@@ -51,8 +52,9 @@ GATHER_SECONDS = 0.05
 #: Requests of one round in flight at once. One httpx client slows down sharply with hundreds
 #: of requests queued on it (bench E0/B1), which a small ``poll_batch_size`` would cause.
 MAX_IN_FLIGHT = 8
-#: Answers handed to waiting triggers per pass of the event loop.
+#: Answers handed to waiting triggers per pass of the event loop, and the loop time one pass may take.
 DELIVER_SLICE = 10
+SLICE_SECONDS = 0.005
 Answer = dict[str, Any] | Exception
 #: (connection id, poll interval): what a poller is shared by.
 PollerKey = tuple[str, float]
@@ -229,11 +231,15 @@ class JobPoller:
 
     async def _hand_over(self) -> None:
         outbox = self._outbox
+        clock = asyncio.get_running_loop().time
         while outbox:
+            until = clock() + SLICE_SECONDS
             for _ in range(min(DELIVER_SLICE, len(outbox))):
                 job_id, answer = outbox.popleft()
                 for subscriber in self._subscribers_of(job_id):
                     subscriber.offer(job_id, answer)
+                if clock() >= until:
+                    break
             await asyncio.sleep(0)  # what the slice woke runs before the next one
 
 

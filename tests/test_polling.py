@@ -196,3 +196,35 @@ async def test_each_wait_logs_in_its_own_trigger_task_context(hook, ci_emulator,
     assert {event["status"] for event in events} == {"success"}
     assert {job_id for _, job_id in lines} == set(ids)  # every wait logged its states
     assert all(context == job_id for context, job_id in lines), lines
+
+
+async def test_answers_slow_to_hand_over_give_the_loop_back_after_each_slice():
+    """A slice ends at DELIVER_SLICE answers or SLICE_SECONDS of loop time, whichever first:
+    with answers that each take longer than a slice (slow log writes), other tasks run between
+    every two of them."""
+    import itertools
+    import time
+
+    from airflow_provider_ci import polling
+
+    order: list[str] = []
+
+    class Slow:
+        def offer(self, job_id: str, answer: object) -> None:
+            time.sleep(2 * polling.SLICE_SECONDS)
+            order.append(job_id)
+
+    async def other_task() -> None:
+        while len([entry for entry in order if entry != "other"]) < 3:
+            order.append("other")
+            await asyncio.sleep(0)
+
+    poller = polling.JobPoller(("unused", 1.0), CloudInfiniteHook())
+    poller._subscribers = {job_id: Slow() for job_id in ("j0", "j1", "j2")}
+    poller._deliver({job_id: {"State": "Submitted"} for job_id in ("j0", "j1", "j2")})
+    await other_task()
+    await poller._pump
+
+    answered = [index for index, entry in enumerate(order) if entry != "other"]
+    assert [order[i] for i in answered] == ["j0", "j1", "j2"]
+    assert all(b - a > 1 for a, b in itertools.pairwise(answered))  # never two in one pass
