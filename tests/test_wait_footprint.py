@@ -16,14 +16,14 @@ import time
 import pytest
 
 from airflow_provider_ci.connection import ConnectionSettings
-from airflow_provider_ci.emulator.pytest_plugin import DEFAULT_BUCKET
-from airflow_provider_ci.hooks.ci import CloudInfiniteHook
 from airflow_provider_ci.polling import _POLLERS
 from airflow_provider_ci.triggers.job import CloudInfiniteJobTrigger
-from tests.support import FAST_RETRY, png
+from tests import test_polling
 from tests.test_polling import poller, rounds_pass, submit_many
 
 pytestmark = pytest.mark.asyncio
+#: The emulator-backed hook fixture of the polling tests, whose helpers these use too.
+hook = test_polling.hook
 WAITS = 300
 INTERVAL = 0.5
 #: Tracked objects per wait, harness included (its task, coroutine, the trigger, its run()
@@ -34,13 +34,6 @@ MAX_TRACKED_PER_WAIT = 15
 #: emulator included): the details each wait used to keep
 #: (about 10 containers of nested dicts, and 6 of a logger per trigger) made it 16.
 MAX_KEPT_PER_WAIT_PER_ROUNDS = 5
-
-
-@pytest.fixture
-def hook(ci_emulator, ci_emulator_conn, monkeypatch):
-    ci_emulator.put_object(DEFAULT_BUCKET, "input/cat.png", png())
-    monkeypatch.setattr(CloudInfiniteJobTrigger, "_hook", lambda self: CloudInfiniteHook(retry=FAST_RETRY))
-    return CloudInfiniteHook(retry=FAST_RETRY)
 
 
 def tracked() -> int:
