@@ -104,12 +104,6 @@ def _submit(count: int) -> list[str]:
     return ids
 
 
-def _deferred(airflow: Deployment, run_id: str) -> int:
-    """Task instances of the run in state deferred (the API's total: its pages hold at most 100)."""
-    path = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances"
-    return int(airflow.api("GET", path, params={"state": "deferred", "limit": 1})["total_entries"])
-
-
 def _tree_cpu(pid: int) -> float:
     """User + system CPU seconds of a process and its children so far."""
     total = 0.0
@@ -157,7 +151,7 @@ def run() -> Section:
             airflow.wait_for_dags([DAG_ID], timeout=300)
             started = time.time()
             run_id = airflow.trigger(DAG_ID)
-            wait_for(f"all {WAITS} tasks to defer", lambda: _deferred(airflow, run_id) == WAITS, DEFER_TIMEOUT, 2)
+            airflow.wait_for_states(DAG_ID, run_id, {"deferred"}, WAITS, timeout=DEFER_TIMEOUT)
             all_deferred = time.time()
             wanted = set(ids)
             wait_for(  # every job asked for once more after the last deferral: by the triggerer

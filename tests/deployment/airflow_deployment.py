@@ -309,8 +309,14 @@ class Deployment:
         )
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        answer = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 1000})
-        return list(answer["task_instances"])
+        """Every task instance of the run, page by page (the API answers at most 100 at a time)."""
+        tis: list[dict[str, Any]] = []
+        while True:
+            params = {"limit": 100, "offset": len(tis)}
+            answer = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params=params)
+            tis += answer["task_instances"]
+            if not answer["task_instances"] or len(tis) >= answer["total_entries"]:
+                return tis
 
     def wait_for_states(self, dag_id: str, run_id: str, states: set[str], count: int, timeout: float = 120) -> list:
         """Wait until ``count`` task instances of the run are in one of ``states``; those TIs."""
