@@ -4,7 +4,7 @@ Each component (api-server, scheduler, dag-processor, triggerers, Celery workers
 its own ``airflow`` CLI process in its own session, with its output in ``<home>/logs/<name>.out``,
 so a test can kill exactly one of them (a triggerer, a task process) and start it again.
 Stopping is SIGTERM with a bound, then SIGKILL of whatever is left of the process group; the
-harness reports which components needed the hard stop instead of hiding it.
+harness reports which components needed the hard stop, and why, instead of hiding it.
 
 The topology is the caller's: with ``database`` (a PostgreSQL URL) and ``broker`` (a Redis URL)
 it is the one users scale out with, CeleryExecutor and a networked metadata DB whose row locks
@@ -41,6 +41,10 @@ T = TypeVar("T")
 #: scheduler fails that try. Only a retry after this log line for that task is excused.
 DEFERRAL_RACE = re.compile(r"finished with state success, but the task instance's state attribute is (queued|running)")
 TERMINAL_RUN_STATES = {"success", "failed"}
+#: Airflow's scheduler exits by raising SystemExit from its SIGTERM handler. A signal that lands
+#: while a weakref callback or ``__del__`` runs has that SystemExit printed and swallowed, and the
+#: process runs on (seen in CI: SQLAlchemy's ``_collection_gced``). The signal is lost, not refused.
+SWALLOWED_EXIT = re.compile(r"^Exception ignored (?:in|while)\b.*?^SystemExit\b", re.M | re.S)
 
 
 def free_port() -> int:
@@ -67,6 +71,10 @@ class Component:
     process: subprocess.Popen[bytes]
     log: Path
     hard_stopped: bool = False
+    #: Why it needed SIGKILL: it outlived the timeout, or what it forked outlived it.
+    hard_stop_reason: str = ""
+    #: The stop signal was swallowed (``SWALLOWED_EXIT``) and sent once more, as a supervisor would.
+    resignalled: bool = False
     #: A triggerer's job id (its ``triggerer_id`` on the triggers it runs), once registered.
     job_id: int | None = None
 
@@ -215,16 +223,15 @@ class Deployment:
         """Signal component ``name`` by PID; after ``timeout`` s, SIGKILL it and what it forked."""
         component = self.components.pop(name)
         children = _tree(component.pid)[1:]
-        try:
-            os.kill(component.pid, sig)
-            component.process.wait(timeout=timeout)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
+        if not _signal_and_wait(component, sig, timeout):
             component.hard_stopped = True
-        # Task runners and log servers the component forked must not outlive it.
-        leftovers = [p for p in children if p.is_running()]
-        component.hard_stopped |= bool(leftovers)
+            component.hard_stop_reason = f"still running {timeout:g} s after signal {sig}"
+        # Task runners and log servers the component forked must not outlive it; a moment's
+        # grace for those that exit when their parent does (end of a pipe).
+        leftovers = _still_running(children, grace=5)
+        if leftovers:
+            component.hard_stopped = True
+            component.hard_stop_reason += f"; left running: {[_describe(p) for p in leftovers]}"
         _kill_all(leftovers)
         if component.alive():
             _kill_all(_tree(component.pid))
@@ -252,9 +259,10 @@ class Deployment:
             process.resume()
 
     def stop_all(self) -> list[str]:
-        """Stop every component, api-server last; the names of those that needed SIGKILL."""
+        """Stop every component, api-server last; for each that needed SIGKILL, its name and why."""
         order = sorted(self.components, key=lambda name: name == "api-server")
-        return [name for name in order if self.stop(name).hard_stopped]
+        stopped = [self.stop(name) for name in order]
+        return [f"{c.name} ({c.hard_stop_reason.lstrip('; ')})" for c in stopped if c.hard_stopped]
 
     def log(self, name: str) -> str:
         component = self.components.get(name) or next(c for c in reversed(self.stopped) if c.name == name)
@@ -434,6 +442,57 @@ def _tree(pid: int) -> list[psutil.Process]:
         return [process, *process.children(recursive=True)]
     except psutil.NoSuchProcess:
         return []
+
+
+def _signal_and_wait(component: Component, sig: int, timeout: float) -> bool:
+    """Send ``sig`` and wait up to ``timeout`` s for the component to exit; True if it did.
+
+    A signal whose SystemExit the component's log shows swallowed is sent once more."""
+    log_start = component.log.stat().st_size if component.log.exists() else 0
+    deadline = time.monotonic() + timeout
+    try:
+        os.kill(component.pid, sig)
+    except ProcessLookupError:
+        return True
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            component.process.wait(timeout=min(left, 1))
+            return True
+        except subprocess.TimeoutExpired:
+            pass
+        if not component.resignalled and _swallowed_exit(component.log, log_start):
+            component.resignalled = True
+            os.kill(component.pid, sig)
+    return False
+
+
+def _swallowed_exit(log: Path, start: int) -> bool:
+    with log.open("rb") as out:
+        out.seek(start)
+        return bool(SWALLOWED_EXIT.search(out.read().decode(errors="replace")))
+
+
+def _still_running(processes: list[psutil.Process], grace: float) -> list[psutil.Process]:
+    """Those of ``processes`` still running after up to ``grace`` s. A zombie has exited: it
+    only waits to be reaped, which on a machine whose PID 1 reaps nothing (this one) is never."""
+
+    def running(process: psutil.Process) -> bool:
+        try:
+            return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    deadline = time.monotonic() + grace
+    while (left := [p for p in processes if running(p)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+def _describe(process: psutil.Process) -> str:
+    try:
+        return f"{process.pid} {' '.join(process.cmdline()[:4])}"
+    except psutil.Error:
+        return str(process.pid)
 
 
 def _kill_all(processes: Iterable[psutil.Process]) -> None:

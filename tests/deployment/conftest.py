@@ -43,7 +43,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     if not last:
         return
     rest = [item for item in items if item not in last]
-    end = max(i for i, item in enumerate(rest) if "tests/deployment/" in item.nodeid) + 1
+    end = max((i for i, item in enumerate(rest) if "tests/deployment/" in item.nodeid), default=-1) + 1
     items[:] = rest[:end] + last + rest[end:]
 
 

@@ -59,7 +59,7 @@ def test_a_rolling_restart_of_both_triggerers_hands_every_wait_over_and_cancels_
 
     for name, other in ((first, second), (second, first)):
         stopped = deployment.stop(name)
-        assert not stopped.hard_stopped, f"{name} needed SIGKILL to stop"
+        assert not stopped.hard_stopped, f"{name} needed SIGKILL to stop: {stopped.hard_stop_reason}"
         # A clean triggerer shutdown is not a user cancelling the task: the jobs must live on.
         assert {job["State"] for job in jobs_for(emulator, "restart/")} == {"Pause"}  # waiting in the paused queue
         survivor = {deployment.components[other].job_id}
