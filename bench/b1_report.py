@@ -72,6 +72,7 @@ def _goals(co: ModeResult, one: ModeResult, big: ModeResult) -> list[Goal]:
         block = result.child["worst_block"]
         p99 = percentile(result.latencies, 99)
         rss = result.rss_per_wait_kb
+        peak_of_the_waits = result.child["rss_peak_from_before"]
         goals += [
             Goal(
                 f"worst event-loop block incl. start-up, {size} coalesced",
@@ -88,8 +89,8 @@ def _goals(co: ModeResult, one: ModeResult, big: ModeResult) -> list[Goal]:
             Goal(
                 f"peak RSS growth per wait, {size} coalesced",
                 f"≤ {RSS_TARGET_KB:g} KB",
-                f"{rss:.1f} KB",
-                rss <= RSS_TARGET_KB,
+                f"{rss:.1f} KB" if peak_of_the_waits else f"{rss:.1f} KB (lifetime peak: the reset was refused)",
+                rss <= RSS_TARGET_KB if peak_of_the_waits else None,
             ),
         ]
     return goals
@@ -106,7 +107,8 @@ def section(results: dict[str, ModeResult], knobs: str) -> Section:
         "yields to the loop before each). Jobs are submitted with the queue paused and released once every trigger "
         "waits. Detection latency = when the trigger produced its event − the job's exact end at the emulator "
         "(`GET /_emulator/job_times`). Loop block = worst lateness of a probe coroutine sleeping 5 ms in a loop, "
-        "start-up included. RSS growth = peak RSS − RSS before the waits (after one warm-up wait), ÷ N. Waits still "
+        "start-up included. RSS growth = peak RSS while the waits run (`VmHWM`, reset as they start: the lifetime peak "
+        "is the import and warm-up's) − RSS before the waits (after one warm-up wait), ÷ N. Waits still "
         f"open after {CAP:g} s are given up.",
         [Table(("", *results), _rows([co, one, big, frozen]))],
         _goals(co, one, big),
