@@ -101,7 +101,7 @@ def test_a_component_that_ignores_the_signal_is_a_hard_stop_and_says_so(tmp_path
 def test_a_zombie_child_has_exited_and_is_not_left_running(tmp_path):
     deployment = _deployment(tmp_path, "scheduler", LEAVES_A_ZOMBIE)
     (zombie,) = psutil.Process(deployment.components["scheduler"].pid).children()
-    assert zombie.status() == psutil.STATUS_ZOMBIE
+    wait_for("the child to exit", lambda: zombie.status() == psutil.STATUS_ZOMBIE, timeout=30, interval=0.05)
 
     assert deployment.stop_all() == []
 
