@@ -53,8 +53,8 @@ KNOBS = Knobs(queue_delay=0.05, run_time=0, workers=4)
 LIMIT = 100
 BLOCKED = "Triggerer's async thread was blocked"
 PROBE = Path(__file__).with_name("b6_probe")
-#: A frame of this provider's code on a sampled stack.
-OURS = f"{os.sep}airflow_provider_ci{os.sep}"
+#: A frame of this provider's code on a sampled stack, or of an import of one of its modules.
+OURS = (f"{os.sep}airflow_provider_ci{os.sep}", "[airflow_provider_ci")
 
 
 def _at(line: str) -> float:
@@ -78,7 +78,7 @@ def _whose(block: dict[str, Any]) -> str:
     or C code that kept the GIL."""
     stacks = block["stacks"]
     frames = [frame for stack in stacks for frame in reversed(stack)]
-    ours = [frame for frame in frames if OURS in frame or f"[{OURS.strip(os.sep)}" in frame]
+    ours = [frame for frame in frames if any(marker in frame for marker in OURS)]
     imports = [frame[frame.rindex("[") + 1 : -1] for stack in stacks for frame in stack if frame.endswith("]")]
     owner = "provider: " if ours else ""
     if imports:  # outermost first: the module whose import pulled in the rest

@@ -228,7 +228,7 @@ class Deployment:
             component.hard_stop_reason = f"still running {timeout:g} s after signal {sig}"
         # Task runners and log servers the component forked must not outlive it; a moment's
         # grace for those that exit when their parent does (end of a pipe).
-        leftovers = _still_running(children, grace=5)
+        leftovers = still_running(children, grace=5)
         if leftovers:
             component.hard_stopped = True
             component.hard_stop_reason += f"; left running: {[_describe(p) for p in leftovers]}"
@@ -472,7 +472,7 @@ def _swallowed_exit(log: Path, start: int) -> bool:
         return bool(SWALLOWED_EXIT.search(out.read().decode(errors="replace")))
 
 
-def _still_running(processes: list[psutil.Process], grace: float) -> list[psutil.Process]:
+def still_running(processes: list[psutil.Process], grace: float) -> list[psutil.Process]:
     """Those of ``processes`` still running after up to ``grace`` s. A zombie has exited: it
     only waits to be reaped, which on a machine whose PID 1 reaps nothing (this one) is never."""
 

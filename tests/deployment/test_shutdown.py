@@ -19,7 +19,7 @@ import psutil
 import pytest
 from cryptography.fernet import Fernet
 
-from tests.deployment.airflow_deployment import Deployment
+from tests.deployment.airflow_deployment import Deployment, still_running
 from tests.deployment.conftest import ARTIFACTS
 from tests.deployment.test_crashes import deferred_run
 
@@ -38,7 +38,7 @@ def test_shutdown_is_clean_and_nothing_left_behind_holds_a_secret(deployment, po
     ]
 
     assert deployment.stop_all() == [], "components that needed SIGKILL to stop"
-    left = [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    left = still_running(processes, grace=0)
     assert left == [], [p.cmdline()[:3] for p in left]
 
     places.update({str(path): text for path, text in deployment.logs().items()})
